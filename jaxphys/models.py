@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxphys import activations
+from jaxphys.layers import Conv
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN"]
 
@@ -132,10 +133,9 @@ class CNN(nn.Module):
     act = activations.get(self.activation)
     pool = nn.max_pool if self.pool == "max" else nn.avg_pool
     window = (self.pool_size, self.pool_size)
-    k = (self.kernel_size, self.kernel_size)
     n = len(self.conv_features)
     for i, channels in enumerate(self.conv_features):
-      x = act(nn.Conv(channels, k, padding=self.padding)(x))
+      x = act(Conv(channels, self.kernel_size, padding=self.padding)(x))
       if (i + 1) % self.pool_every == 0 or i == n - 1:
         x = pool(x, window, strides=window)
         if self.conv_dropout > 0:
