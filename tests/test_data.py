@@ -205,3 +205,17 @@ def test_download_with_only_bad_mirrors_leaves_nothing(tmp_path, tiny_server):
   assert "SHA-256 mismatch" in msg and "404" in msg and "\n" not in msg
   assert "truncated" in msg or "IncompleteRead" in msg
   assert not dest.exists() and list(dest.parent.iterdir()) == []
+
+
+def test_tensorflow_datasets_is_the_last_source(tmp_path, monkeypatch):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  monkeypatch.delenv("JAXPHYS_DATA", raising=False)
+  with tfds.testing.mock_data(num_examples=7, policy=tfds.testing.MockPolicy.USE_CODE):
+    ds = load_mnist("fashion_mnist", cache_dir=tmp_path, download=False)
+  assert ds.source == "tfds" and ds.name == "fashion_mnist"
+  assert ds.x_train.shape == (7, 28, 28, 1) and ds.x_train.dtype == np.uint8
+  assert ds.y_test.dtype == np.int32 and ds.y_test.min() >= 0 and ds.y_test.max() < 10
+  # A local directory takes precedence over tfds.
+  _write_set(tmp_path / "fashion_mnist", _tiny())
+  with tfds.testing.mock_data(num_examples=7, policy=tfds.testing.MockPolicy.USE_CODE):
+    assert load_mnist("fashion_mnist", cache_dir=tmp_path, download=False).source != "tfds"
