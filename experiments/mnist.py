@@ -53,7 +53,7 @@ class Config:
 DEFAULTS = {
     "softmax": dict(epochs=30, lr=5e-3, l2=0.0, augmentation="shift"),
     "mlp": dict(epochs=30, lr=1e-3, l2=0.0, dropout=0.2, augmentation="shift"),
-    "cnn": dict(epochs=30, lr=1e-3, l2=0.0),
+    "cnn": dict(epochs=30, lr=1e-3, l2=0.0, augmentation="shift"),
 }
 
 
@@ -79,9 +79,10 @@ def build_model(config: Config, num_classes: int):
   return jp.CNN(num_classes=num_classes)
 
 
-# On-device augmentation presets. "shift" (+-1 pixel) regularises the linear and fully
-# connected models; larger rotations or zooms cost softmax regression accuracy (measured
-# on MNIST-5k: 0.914 with "shift", 0.890 with rotation + zoom + 2-pixel shifts). "full"
+# On-device augmentation presets. "shift" (+-1 pixel) is every model's default
+# regulariser; measured on MNIST-5k (30 epochs): softmax 0.910 -> 0.913, MLP 0.951 ->
+# 0.967, CNN 0.9786 without it. Larger rotations or zooms cost softmax regression
+# accuracy (0.890 with rotation + zoom + 2-pixel shifts). "full"
 # is per data set: small rotations, zooms, shifts and elastic distortions for
 # handwriting; mirror images, shifts and random erasing for clothes, which are
 # left-right symmetric but not rotated.
@@ -198,8 +199,8 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
   return results
 
 
-# The rungs: (model, augmentation); None means the model's default.
-LADDER = (("softmax", None), ("mlp", None), ("cnn", "none"), ("cnn", "full"))
+# The rungs: (model, augmentation); None means the model's default ("shift").
+LADDER = (("softmax", None), ("mlp", None), ("cnn", None), ("cnn", "full"))
 
 
 def _label(model: str, augmentation: str) -> str:

@@ -198,8 +198,8 @@ class _EpochRunner:
   ``loop="auto"`` picks ``"python"`` on CPU when the step has a convolution and
   ``"scan"`` otherwise: XLA's CPU kernel gradient of a convolution is 13x slower
   inside a loop (the course CNN with ``flax.linen.Conv`` on a 2-core CPU: 13 against
-  165 images/s); with :class:`jaxphys.layers.Conv` both loops run at about 350. Either way the host synchronises only when
-  the epoch's metric sums are read.
+  165 images/s); with :class:`jaxphys.layers.Conv` both loops run at about 350.
+  Either way the host synchronises only when the epoch's metric sums are read.
   """
 
   def __init__(self, batch_fn, plan_fn, num_batches, num_runs, loop, donate):
@@ -225,19 +225,15 @@ class _EpochRunner:
       conv = _uses_primitive(closed.jaxpr, "conv_general_dilated")
       self.loop = "python" if conv and jax.default_backend() == "cpu" else "scan"
 
-  def _init_sums(self, carry, x, y, plan):
+  def _init_sums(self) -> dict:
     sums = _zeros_like(self._metric_shapes)
     sums["count"] = jnp.zeros_like(next(iter(sums.values())))
     return sums
 
   def _scan_epoch(self, carry, x, y, key):
     plan = self.plan_fn(key)
-    sums = self._init_sums(carry, x, y, plan)
     body = lambda b, c: self.batch_fn(c[0], c[1], x, y, plan, b)
-    return jax.lax.fori_loop(0, self.num_batches, body, (carry, sums))
-
-  def _python_step(self, carry, sums, x, y, plan, b):
-    return self.batch_fn(carry, sums, x, y, plan, b)
+    return jax.lax.fori_loop(0, self.num_batches, body, (carry, self._init_sums()))
 
   def _compile(self, carry, x, y, key):
     start = time.perf_counter()
@@ -248,12 +244,10 @@ class _EpochRunner:
     else:
       plan_c = jax.jit(self.plan_fn).lower(key).compile()
       plan = jax.eval_shape(self.plan_fn, key)
-      sums = jax.eval_shape(lambda c, p: self._init_sums(c, x, y, p), carry, plan)
       donate = (0, 1) if self.donate else ()
-      step_c = jax.jit(self._python_step, donate_argnums=donate).lower(
-          carry, sums, x, y, plan, np.int32(0)).compile()
-      init_c = jax.jit(lambda c, p: self._init_sums(c, x, y, p)).lower(carry, plan).compile()
-      self.compiled = (plan_c, init_c, step_c)
+      step_c = jax.jit(self.batch_fn, donate_argnums=donate).lower(
+          carry, self._init_sums(), x, y, plan, np.int32(0)).compile()
+      self.compiled = (plan_c, step_c)
     self.compile_seconds = time.perf_counter() - start
 
   def compile(self, carry, x, y, key) -> None:
@@ -265,9 +259,9 @@ class _EpochRunner:
     self.compile(carry, x, y, key)
     if self.loop == "scan":
       return self.compiled(carry, x, y, key)
-    plan_c, init_c, step_c = self.compiled
+    plan_c, step_c = self.compiled
     plan = plan_c(key)
-    sums = init_c(carry, plan)
+    sums = self._init_sums()
     for b in range(self.num_batches):
       carry, sums = step_c(carry, sums, x, y, plan, np.int32(b))
     return carry, sums

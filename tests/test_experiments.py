@@ -67,7 +67,8 @@ def test_ladder_runs_every_rung_and_learns(tiny_mnist, tmp_path, capsys):
   rows = mnist.main(["--data-dir", str(tiny_mnist), "--epochs", "3", "--batch-size", "20",
                      "--lr", "0.01", "--out", str(tmp_path)])
   printed = capsys.readouterr().out
-  assert "| softmax + shift |" in printed and "| cnn + full |" in printed
+  assert "| softmax + shift |" in printed and "| cnn + shift |" in printed
+  assert "| cnn + full |" in printed
   used = [(r["model"], r["augmentation"]) for r in rows]
   assert used == [(m, a or mnist.get_config(m).augmentation) for m, a in mnist.LADDER]
   assert len(json.loads((tmp_path / "ladder.json").read_text())) == 4

@@ -17,6 +17,7 @@ __all__ = ["download", "sha256_of"]
 
 
 def sha256_of(path) -> str:
+  """Hex SHA-256 digest of the file at ``path``, read in 1 MiB blocks."""
   h = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
