@@ -1,0 +1,189 @@
+"""The UCI SUSY data set (Baldi, Sadowski & Whiteson 2014): reader and writer.
+
+``SUSY.csv`` or ``SUSY.csv.gz``: no header, 19 comma-separated numbers per line, the
+label first (1 signal: chargino pairs; 0 background: W+W-), then the 18 features of
+:data:`SUSY_COLUMNS`: 8 low-level (the two leptons' pT, eta, phi and the missing
+transverse momentum) and 10 high-level (functions of the low-level ones). Parsing is
+multi-threaded (pyarrow); the 5,000,000-row file needs about twice the float32 array in
+memory at its peak.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from jaxphys.data.idx import atomic_write_bytes
+from jaxphys.errors import DataError
+
+__all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "write_susy"]
+
+SUSY_COLUMNS = (
+    "lepton_1_pT", "lepton_1_eta", "lepton_1_phi", "lepton_2_pT", "lepton_2_eta",
+    "lepton_2_phi", "missing_energy_magnitude", "missing_energy_phi",
+    "MET_rel", "axial_MET", "M_R", "M_TR_2", "R", "MT2", "S_R", "M_Delta_R", "dPhi_r_b",
+    "cos_theta_r1",
+)
+FEATURE_SETS = {"low": slice(0, 8), "high": slice(8, 18), "all": slice(0, 18)}
+# The official split of the 5,000,000 rows is 4,000,000 / 500,000 / 500,000: the same
+# fractions are applied to a file of any length.
+SPLITS = {"train": (0.0, 0.8), "valid": (0.8, 0.9), "test": (0.9, 1.0)}
+_NCOLS = 19
+
+
+def susy_columns(features: str = "all") -> tuple[str, ...]:
+  """Names of the columns of ``features`` (``"low"``: 8, ``"high"``: 10, ``"all"``: 18)."""
+  if features not in FEATURE_SETS:
+    raise DataError(f"features must be one of {', '.join(FEATURE_SETS)}, got {features!r}")
+  return SUSY_COLUMNS[FEATURE_SETS[features]]
+
+
+def _open_text(path: Path):
+  return gzip.open(path, "rt") if path.suffix == ".gz" else open(path, "rt")
+
+
+def _first_bad_line(path: Path, n_rows: Optional[int]) -> str:
+  """Scans the text for the first malformed line (only on the error path)."""
+  with _open_text(path) as f:
+    for number, line in enumerate(f, start=1):
+      if n_rows is not None and number > n_rows:
+        break
+      fields = line.rstrip("\r\n").split(",")
+      if len(fields) != _NCOLS:
+        return f"{path}:{number}: expected {_NCOLS} columns, found {len(fields)}"
+      for column, field in enumerate(fields, start=1):
+        try:
+          float(field)
+        except ValueError:
+          return f"{path}:{number}: column {column} is not a number: {field.strip()[:30]!r}"
+  return ""
+
+
+def _parse(path: Path, n_rows: Optional[int]) -> np.ndarray:
+  """All 19 columns as float32 ``(rows, 19)``; the first ``n_rows`` only if given."""
+  import pyarrow as pa
+  import pyarrow.csv as pacsv
+
+  names = [f"c{i}" for i in range(_NCOLS)]
+  read = pacsv.ReadOptions(column_names=names, use_threads=True, block_size=1 << 24)
+  convert = pacsv.ConvertOptions(column_types={n: pa.float32() for n in names})
+  try:
+    if n_rows is None:
+      table = pacsv.read_csv(path, read_options=read, convert_options=convert)
+    else:  # stream and stop early
+      batches, count = [], 0
+      with pacsv.open_csv(path, read_options=read, convert_options=convert) as reader:
+        for batch in reader:
+          batches.append(batch)
+          count += batch.num_rows
+          if count >= n_rows:
+            break
+      table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, n_rows)
+  except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+    detail = _first_bad_line(path, n_rows)
+    raise DataError(detail or f"{path}: not a SUSY CSV file ({str(e).splitlines()[0]})") from None
+  except (OSError, EOFError) as e:
+    raise DataError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+  out = np.empty((table.num_rows, _NCOLS), np.float32)
+  for i in range(_NCOLS):
+    out[:, i] = table.column(i).to_numpy()
+  return out
+
+
+def _cache_file(path: Path, cache_dir: Path) -> Path:
+  st = path.stat()
+  tag = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+  return cache_dir / f"{path.name}.{tag}.npy"
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+  buf = io.BytesIO()
+  np.save(buf, array, allow_pickle=False)
+  atomic_write_bytes(path, buf.getvalue())
+
+
+def load_susy(path, split: Optional[str] = None, features: str = "all",
+              n_rows: Optional[int] = None, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
+  """Reads the UCI SUSY file.
+
+  Args:
+    path: ``SUSY.csv`` or ``SUSY.csv.gz``.
+    split: None (every row), ``"train"`` (first 80 %: rows 1-4,000,000 of the real
+      file), ``"valid"`` (next 10 %) or ``"test"`` (last 10 %).
+    features: ``"low"`` (8 columns), ``"high"`` (10) or ``"all"`` (18); see
+      :func:`susy_columns` for their names.
+    n_rows: read only the first ``n_rows`` rows of the file (before splitting).
+    cache_dir: if given, the parsed file is kept there as ``.npy`` (keyed by path, size
+      and modification time) and later loads read it instead (no pickle).
+
+  Returns:
+    ``x`` float32 ``(n, k)`` and ``y`` int32 ``(n,)`` in {0, 1}.
+
+  Raises:
+    DataError: one line with the file and line number: a wrong column count, a
+      non-numeric field, a label other than 0/1, a NaN or infinite value, an empty file.
+  """
+  path = Path(path)
+  if split is not None and split not in SPLITS:
+    raise DataError(f"split must be None or one of {', '.join(SPLITS)}, got {split!r}")
+  columns = FEATURE_SETS.get(features)
+  if columns is None:
+    raise DataError(f"features must be one of {', '.join(FEATURE_SETS)}, got {features!r}")
+  if n_rows is not None and int(n_rows) <= 0:
+    raise DataError(f"n_rows must be a positive integer, got {n_rows!r}")
+  if not path.is_file():
+    raise DataError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
+  cached = None if cache_dir is None or n_rows is not None else _cache_file(path, Path(cache_dir))
+  if cached is not None and cached.is_file():
+    table = np.load(cached, allow_pickle=False, mmap_mode="r")
+  else:
+    table = _parse(path, n_rows)
+    _validate(path, table)
+    if cached is not None:
+      _save_npy(cached, table)
+  if len(table) == 0:
+    raise DataError(f"{path}: no rows")
+  if split is not None:
+    lo, hi = SPLITS[split]
+    table = table[int(round(lo * len(table))):int(round(hi * len(table)))]
+  x = np.ascontiguousarray(table[:, 1:][:, columns], np.float32)
+  return x, table[:, 0].astype(np.int32)
+
+
+def _validate(path: Path, table: np.ndarray) -> None:
+  label = table[:, 0]
+  bad = np.nonzero((label != 0) & (label != 1))[0]
+  if bad.size:
+    raise DataError(f"{path}:{bad[0] + 1}: label {label[bad[0]]:g} is not 0 or 1")
+  finite = np.isfinite(table).all(axis=1)
+  if not finite.all():
+    row = int(np.argmin(finite))
+    column = int(np.argmin(np.isfinite(table[row]))) + 1
+    raise DataError(f"{path}:{row + 1}: column {column} is {table[row, column - 1]}")
+
+
+def write_susy(path, x, y) -> Path:
+  """Writes ``x`` ``(n, 18)`` and labels ``y`` ``(n,)`` in {0, 1} as a SUSY file.
+
+  Same format as the UCI file (label first, 19 columns, scientific notation, no
+  header), gzip'd if ``path`` ends in ``.gz``; written atomically.
+  """
+  path = Path(path)
+  x = np.asarray(x, np.float64)
+  y = np.asarray(y)
+  if x.ndim != 2 or x.shape[1] != _NCOLS - 1:
+    raise DataError(f"{path}: x must have shape (n, 18), got {x.shape}")
+  if y.shape != (len(x),) or not np.isin(y, (0, 1)).all():
+    raise DataError(f"{path}: y must be (n,) = ({len(x)},) labels in {{0, 1}}")
+  buf = io.StringIO()
+  np.savetxt(buf, np.column_stack([y.astype(np.float64), x]), fmt="%.18e", delimiter=",")
+  payload = buf.getvalue().encode()
+  if path.suffix == ".gz":
+    payload = gzip.compress(payload, compresslevel=6, mtime=0)
+  atomic_write_bytes(path, payload)
+  return path
