@@ -1,0 +1,61 @@
+"""Four-vectors of massless particles and Lorentz boosts (GeV, radians).
+
+A four-vector is an array ``(..., 4)`` holding ``(E, px, py, pz)``; the z axis is the
+beam. Pseudorapidity ``eta = -ln tan(theta/2)``; for a massless particle
+``pz = pT sinh(eta)`` and ``E = pT cosh(eta)``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+__all__ = ["from_pt_eta_phi", "to_pt_eta_phi", "boost", "invariant_mass", "wrap_angle",
+           "delta_phi", "transverse"]
+
+
+def from_pt_eta_phi(pt, eta, phi) -> jnp.ndarray:
+  """Massless four-vectors ``(..., 4)`` from ``pT`` (GeV), ``eta`` and ``phi`` (rad), each ``(...)``."""
+  return jnp.stack([pt * jnp.cosh(eta), pt * jnp.cos(phi), pt * jnp.sin(phi), pt * jnp.sinh(eta)], -1)
+
+
+def to_pt_eta_phi(p):
+  """``(pT, eta, phi)``, each ``(...)``, of four-vectors ``(..., 4)``."""
+  pt = jnp.hypot(p[..., 1], p[..., 2])
+  return pt, jnp.arcsinh(p[..., 3] / pt), jnp.arctan2(p[..., 2], p[..., 1])
+
+
+def boost(p, beta) -> jnp.ndarray:
+  r"""Four-vectors ``p`` ``(..., 4)`` seen from a frame moving with velocity ``beta`` ``(..., 3)``.
+
+  :math:`E' = \gamma(E - \beta\cdot\vec p)`,
+  :math:`\vec p\,' = \vec p + [(\gamma - 1)(\hat\beta\cdot\vec p) - \gamma\beta E]\hat\beta`.
+  ``beta = 0`` is the identity. Requires ``|beta| < 1``.
+  """
+  b2 = jnp.sum(beta * beta, -1, keepdims=True)
+  gamma = 1.0 / jnp.sqrt(1.0 - b2)
+  e, vec = p[..., :1], p[..., 1:]
+  bp = jnp.sum(beta * vec, -1, keepdims=True)
+  # (gamma - 1) / beta^2 = gamma^2 / (gamma + 1), finite at beta = 0.
+  vec_new = vec + (gamma * gamma / (gamma + 1.0) * bp - gamma * e) * beta
+  return jnp.concatenate([gamma * (e - bp), vec_new], -1)
+
+
+def invariant_mass(p) -> jnp.ndarray:
+  """``sqrt(max(E^2 - |p|^2, 0))`` of four-vectors ``(..., 4)`` -> ``(...)``."""
+  m2 = p[..., 0] ** 2 - jnp.sum(p[..., 1:] ** 2, -1)
+  return jnp.sqrt(jnp.maximum(m2, 0.0))
+
+
+def wrap_angle(x):
+  """Angle wrapped to ``[-pi, pi)``."""
+  return (x + jnp.pi) % (2 * jnp.pi) - jnp.pi
+
+
+def delta_phi(phi1, phi2):
+  """Azimuthal difference ``phi1 - phi2`` wrapped to ``[-pi, pi)``."""
+  return wrap_angle(phi1 - phi2)
+
+
+def transverse(p) -> jnp.ndarray:
+  """``(px, py)`` ``(..., 2)`` of four-vectors ``(..., 4)``."""
+  return p[..., 1:3]
