@@ -48,6 +48,7 @@ class Config:
   dropout: float = 0.0  # MLP only
   seed: int = 0
   max_train: Optional[int] = None  # use only the first N training images (shuffled)
+  data_dir: Optional[str] = None  # see jaxphys.data.load_mnist for the other sources
 
 
 DEFAULTS = {
@@ -120,10 +121,14 @@ def _save_json(path: Path, obj) -> None:
 
 def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None,
                        quiet: bool = False) -> dict:
-  """Trains ``config`` on its dataset, evaluates on the test set, writes ``workdir``."""
+  """Trains ``config`` on its dataset, evaluates on the test set, writes ``workdir``.
+
+  ``dataset``: an already loaded :class:`~jaxphys.data.ImageDataset` (the ladder loads
+  once); by default ``config.dataset`` is loaded from ``config.data_dir``.
+  """
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  ds = dataset
+  ds = dataset if dataset is not None else data.load_mnist(config.dataset, config.data_dir)
   key = jax.random.key(config.seed)
   init_key, fit_key, data_key, plot_key = jax.random.split(key, 4)
   x, y = data.to_float(ds.x_train), ds.y_train
@@ -253,7 +258,7 @@ def main(argv=None) -> list[dict]:
   for model, aug in rungs:
     config = get_config(model, dataset=args.dataset, augmentation=aug, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, l2=args.l2, seed=args.seed,
-                        max_train=args.max_train)
+                        max_train=args.max_train, data_dir=args.data_dir)
     workdir = out / f"{model}_{config.augmentation}" if args.model is None else out
     r = train_and_evaluate(config, workdir, dataset=ds, quiet=args.quiet)
     say(f"{_label(model, config.augmentation)}: test accuracy {r['test_accuracy']:.4f} "

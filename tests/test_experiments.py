@@ -83,3 +83,9 @@ def test_quickstart_runs(capsys):
   assert capsys.readouterr().out == ""
   assert set(results) == {"logistic", "softmax_l2_sweep", "mlp", "cnn"}
   assert results["mlp"]["accuracy"] > 0.5
+
+
+def test_train_and_evaluate_is_a_complete_entry_point(tiny_mnist, tmp_path):
+  config = mnist.get_config("softmax", epochs=2, batch_size=16, data_dir=str(tiny_mnist))
+  r = mnist.train_and_evaluate(config, tmp_path, quiet=True)
+  assert r["config"]["data_dir"] == str(tiny_mnist) and (tmp_path / "results.json").is_file()
