@@ -30,7 +30,7 @@ import optax
 
 import jaxphys as jp
 from jaxphys import augment, checkpoint, data, plots
-from jaxphys.data.idx import atomic_write_bytes
+from jaxphys._io import atomic_write_bytes
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from jaxphys.data.idx import atomic_write_bytes
+from jaxphys._io import atomic_write_bytes
 from jaxphys.errors import DataError
 
 __all__ = ["save_params", "load_params"]

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from jaxphys.data.idx import atomic_write_bytes
+from jaxphys._io import atomic_write_bytes
 
 __all__ = ["save_image_grid", "save_learning_curves", "save_confusion_matrix"]
 

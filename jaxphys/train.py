@@ -82,11 +82,9 @@ def create_train_states(keys, model, tx: optax.GradientTransformation, example_x
 
 
 def _num_keys(keys) -> int:
-  keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
-  typed = jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
-  if keys.ndim != (1 if typed else 2):
-    raise ValueError(f"keys must be a batch of PRNG keys, got shape {keys.shape}")
-  return keys.shape[0]
+  if not _is_key_batch(keys):
+    raise ValueError(f"keys must be a batch of PRNG keys, got shape {jnp.shape(keys)}")
+  return jnp.shape(keys)[0]
 
 
 def classification_metrics(logits: jax.Array, labels: jax.Array, weight: jax.Array) -> dict:

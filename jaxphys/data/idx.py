@@ -8,13 +8,12 @@ any file starting with the gzip magic) is decompressed transparently.
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from jaxphys._io import atomic_write_bytes
 from jaxphys.errors import DataError
 
 __all__ = ["read_idx", "write_idx", "IDX_DTYPES"]
@@ -93,18 +92,3 @@ def write_idx(path, array) -> None:
   if path.suffix == ".gz":
     payload = gzip.compress(payload, mtime=0)
   atomic_write_bytes(path, payload)
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-  """Writes ``payload`` to a temporary file beside ``path``, then renames it into place."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(payload)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    Path(tmp).unlink(missing_ok=True)
-    raise

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from jaxphys.data.idx import atomic_write_bytes
+from jaxphys._io import atomic_write_bytes
 from jaxphys.errors import DataError
 
 __all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "write_susy"]
