@@ -1,12 +1,17 @@
-"""Kinematics and the closed-form SUSY features: closed forms and invariances."""
+"""Kinematics and the 18 SUSY features: closed forms, references and invariances."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxphys.physics import (axial_met, boost, from_pt_eta_phi, invariant_mass, met_rel, razor_mr,
-                             razor_mtr, razor_r, to_pt_eta_phi)
+from scipy.optimize import minimize
+
+from jaxphys.data import SUSY_COLUMNS
+from jaxphys.physics import (axial_met, boost, from_pt_eta_phi, invariant_mass, met_rel, mt2,
+                             razor_mr, razor_mtr, razor_r, super_razor, susy_features,
+                             to_pt_eta_phi)
 
 
 def _events(n, seed):
@@ -46,23 +51,130 @@ def _features(lep1, lep2, met):
                    razor_mr(lep1, lep2), razor_mtr(lep1, lep2, met), razor_r(lep1, lep2, met)], -1)
 
 
-def test_features_are_invariant_under_a_common_azimuthal_rotation():
-  lep1, lep2, met = _events(500, 2)
-  rot = lambda v: np.concatenate([v[..., :-1], (v[..., -1:] + 1.1 + np.pi) % (2 * np.pi) - np.pi], -1)
-  np.testing.assert_allclose(_features(rot(lep1), rot(lep2), rot(met)), _features(lep1, lep2, met),
-                             rtol=1e-4, atol=1e-3)
+def _rotate(v, angle):
+  return np.concatenate([v[..., :-1], (v[..., -1:] + angle + np.pi) % (2 * np.pi) - np.pi], -1)
 
 
-def test_features_are_invariant_under_a_longitudinal_boost():
-  lep1, lep2, met = _events(500, 3)
+def test_all_features_are_invariant_under_a_common_azimuthal_rotation():
+  lep1, lep2, met = _events(2000, 2)
+  keep = [i for i, name in enumerate(SUSY_COLUMNS) if not name.endswith("phi")]
+  assert len(keep) == 15
+  f = np.asarray(susy_features(lep1, lep2, met))[:, keep]
+  g = np.asarray(susy_features(_rotate(lep1, 1.1), _rotate(lep2, 1.1), _rotate(met, 1.1)))[:, keep]
+  np.testing.assert_allclose(g, f, rtol=2e-4, atol=2e-3)
+
+
+def test_all_features_are_invariant_under_a_longitudinal_boost():
+  lep1, lep2, met = _events(2000, 3)
   shift = lambda v: v + np.array([0.0, 0.7, 0.0])  # a z boost shifts every (massless) eta
-  np.testing.assert_allclose(_features(shift(lep1), shift(lep2), met), _features(lep1, lep2, met),
-                             rtol=1e-4, atol=1e-3)
-
-
+  keep = [i for i, name in enumerate(SUSY_COLUMNS) if not name.endswith("eta")]
+  f = np.asarray(susy_features(lep1, lep2, met))[:, keep]
+  g = np.asarray(susy_features(shift(lep1), shift(lep2), met))[:, keep]
+  np.testing.assert_allclose(g, f, rtol=2e-4, atol=2e-3)
 def test_feature_ranges():
   lep1, lep2, met = _events(2000, 4)
   f = _features(lep1, lep2, met)
   assert np.all((f[:, 1] >= 0) & (f[:, 1] <= f[:, 0] + 1e-4))  # 0 <= MET_rel <= MET
   assert np.all(np.abs(f[:, 2]) <= f[:, 0] + 1e-4)             # |axial MET| <= MET
   np.testing.assert_allclose(f[:, 5], f[:, 4] / f[:, 3], rtol=1e-5)
+
+
+# --- MT2 ---------------------------------------------------------------------------------
+
+def _mt(a, q):
+  return np.sqrt(np.maximum(2 * (np.linalg.norm(a, axis=-1) * np.linalg.norm(q, axis=-1)
+                                 - np.sum(a * q, -1)), 0.0))
+
+
+def _mt2_brute_force(p1, p2, met, n=301):
+  """Minimum of max(mT1, mT2) over a fine grid of splittings, polished by Nelder-Mead."""
+  scale = 2 * (np.linalg.norm(p1) + np.linalg.norm(p2) + np.linalg.norm(met))
+  g = np.linspace(-scale, scale, n)
+  q = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+  f = np.maximum(_mt(p1, q), _mt(p2, met - q))
+  objective = lambda x: max(_mt(p1, x), _mt(p2, met - x))
+  best = min((minimize(objective, q[i], method="Nelder-Mead",
+                       options=dict(xatol=1e-8, fatol=1e-9, maxiter=5000)).fun
+              for i in np.argsort(f)[:4]))
+  return min(best, f.min())
+
+
+def test_mt2_matches_a_brute_force_minimisation():
+  rng = np.random.default_rng(0)
+  events = rng.normal(size=(24, 3, 2)) * 50.0
+  events[::4, 1] = events[::4, 0] * rng.uniform(0.3, 2.0, (6, 1)) + rng.normal(size=(6, 2))  # near-collinear leptons
+  got = np.asarray(jax.jit(mt2)(*jnp.asarray(events, jnp.float32).transpose(1, 0, 2)))
+  want = np.array([_mt2_brute_force(*e) for e in events])
+  assert np.sum(want > 1.0) >= 12  # most events are not in the trivial MT2 = 0 cone
+  np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-3)
+
+
+def test_mt2_bounds_symmetries_and_closed_forms():
+  rng = np.random.default_rng(1)
+  p1, p2, met = (rng.normal(size=(5000, 2)) * 40 for _ in range(3))
+  value = np.asarray(mt2(p1, p2, met))
+  # A minimum: no splitting does better, and the two "all on one side" splittings bound it.
+  for _ in range(5):
+    q = rng.normal(size=(5000, 2)) * 60
+    assert np.all(value <= np.maximum(_mt(p1, q), _mt(p2, met - q)) * (1 + 1e-4) + 1e-3)
+  assert np.all(value <= _mt(p1, met) * (1 + 1e-4) + 1e-3)  # q1 = met, q2 = 0
+  assert np.all(value <= _mt(p2, met) * (1 + 1e-4) + 1e-3)  # q1 = 0, q2 = met
+  np.testing.assert_allclose(mt2(p2, p1, met), value, rtol=1e-4, atol=1e-3)      # symmetric
+  np.testing.assert_allclose(mt2(3 * p1, 3 * p2, 3 * met), 3 * value, rtol=1e-4, atol=1e-3)
+  # No upstream momentum (met = -(p1 + p2)): MT2^2 = 2 (|p1||p2| + p1 . p2).
+  closed = np.sqrt(2 * (np.linalg.norm(p1, axis=-1) * np.linalg.norm(p2, axis=-1) + np.sum(p1 * p2, -1)))
+  np.testing.assert_allclose(mt2(p1, p2, -(p1 + p2)), closed, rtol=1e-4, atol=1e-3)
+  # MET inside the cone of the leptons: the neutrinos can sit along them, MT2 = 0.
+  s, t = rng.uniform(0.1, 3.0, (2, 5000, 1))
+  np.testing.assert_allclose(mt2(p1, p2, s * p1 + t * p2), 0.0, atol=1e-6)
+  chex.assert_shape(mt2(jnp.ones((3, 4, 2)), jnp.ones((4, 2)) * jnp.array([1.0, -1.0]), -jnp.ones(2)), (3, 4))
+
+
+# --- Super-razor -------------------------------------------------------------------------
+
+def _super_razor_reference(lep1, lep2, met):
+  """SUSY_PHYSICS.md items 15-18 step by step, float64 NumPy, explicit boosts."""
+  def four(l):
+    pt, eta, phi = l
+    return np.array([pt * np.cosh(eta), pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)])
+
+  def boost_np(p, b):
+    g = 1 / np.sqrt(1 - b @ b)
+    bp = b @ p[1:]
+    return np.concatenate([[g * (p[0] - bp)], p[1:] + ((g - 1) * bp / (b @ b) - g * p[0]) * b])
+
+  p1, p2 = four(lep1), four(lep2)
+  bz = np.array([0, 0, (p1[3] + p2[3]) / (p1[0] + p2[0])])
+  p1, p2 = boost_np(p1, bz), boost_np(p2, bz)
+  e_ll, p_ll = p1[0] + p2[0], p1[1:3] + p2[1:3]
+  met_vec = met[0] * np.array([np.cos(met[1]), np.sin(met[1])])
+  pt_cm = p_ll + met_vec
+  s_r = 2 * (e_ll ** 2 - p_ll @ pt_cm + e_ll * np.sqrt(e_ll ** 2 + pt_cm @ pt_cm - 2 * p_ll @ pt_cm))
+  beta_r = np.append(pt_cm / np.sqrt(pt_cm @ pt_cm + s_r), 0.0)
+  r1, r2 = boost_np(p1, beta_r), boost_np(p2, beta_r)
+  pll_r = r1[1:3] + r2[1:3]
+  dphi = abs((np.arctan2(pll_r[1], pll_r[0]) - np.arctan2(beta_r[1], beta_r[0]) + np.pi) % (2 * np.pi) - np.pi)
+  b1 = (r1[1:] - r2[1:]) / (r1[0] + r2[0])
+  l1, l2 = boost_np(r1, b1), boost_np(r2, -b1)
+  assert np.isclose(l1[0], l2[0], rtol=1e-9)  # equal energies in the two parent frames
+  cos = abs(l1[1:] @ b1) / (np.linalg.norm(l1[1:]) * np.linalg.norm(b1))
+  return np.array([np.sqrt(s_r), 2 * l1[0], dphi, cos])
+
+
+def test_super_razor_matches_the_step_by_step_definition():
+  lep1, lep2, met = _events(300, 5)
+  got = np.stack(super_razor(lep1.astype(np.float32), lep2.astype(np.float32), met.astype(np.float32)), -1)
+  want = np.array([_super_razor_reference(*e) for e in zip(lep1, lep2, met)])
+  np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+  assert np.all((got[:, 2] >= 0) & (got[:, 2] <= np.pi) & (got[:, 3] >= 0) & (got[:, 3] <= 1))
+
+
+def test_susy_features_layout():
+  lep1, lep2, met = _events(64, 6)
+  f = np.asarray(jax.jit(susy_features)(lep1.reshape(8, 8, 3), lep2.reshape(8, 8, 3), met.reshape(8, 8, 2)))
+  assert f.shape == (8, 8, len(SUSY_COLUMNS)) == (8, 8, 18)
+  f = f.reshape(64, 18)
+  np.testing.assert_allclose(f[:, :8], np.concatenate([lep1, lep2, met], -1), rtol=1e-6)
+  np.testing.assert_allclose(f[:, 8:13], _features(lep1, lep2, met)[:, 1:], rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(f[:, 13], mt2(*(np.stack([v[:, 0] * np.cos(v[:, -1]), v[:, 0] * np.sin(v[:, -1])], -1)
+                                             for v in (lep1, lep2, met))), rtol=1e-5, atol=1e-4)

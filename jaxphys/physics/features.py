@@ -1,7 +1,4 @@
-"""The SUSY features (Baldi et al. 2014) computed from the leptons and the MET.
-
-So far the closed-form high-level features; MT2 and the super-razor variables are
-still to come (issue 4).
+"""The 18 SUSY features (Baldi et al. 2014) computed from the leptons and the MET.
 
 Leptons are massless and given as ``(..., 3)`` arrays of ``(pT [GeV], eta, phi [rad])``;
 the missing transverse momentum as ``(..., 2)`` of ``(magnitude [GeV], phi [rad])``.
@@ -13,9 +10,11 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxphys.physics.kinematics import delta_phi, from_pt_eta_phi
+from jaxphys.physics.kinematics import boost, delta_phi, from_pt_eta_phi
+from jaxphys.physics.mt2 import mt2
 
-__all__ = ["met_rel", "axial_met", "razor_mr", "razor_mtr", "razor_r"]
+__all__ = ["met_rel", "axial_met", "razor_mr", "razor_mtr", "razor_r", "super_razor",
+           "susy_features"]
 
 
 def _vec2(pt, phi):
@@ -56,3 +55,69 @@ def razor_mtr(lep1, lep2, met):
 def razor_r(lep1, lep2, met):
   """Razor ratio R = M_T^R / M_R, dimensionless ``(...)``."""
   return razor_mtr(lep1, lep2, met) / razor_mr(lep1, lep2)
+
+
+def super_razor(lep1, lep2, met):
+  """The super-razor variables (Buckley, Lykken, Rogan & Spiropulu 2013).
+
+  Follows the chain of SUSY_PHYSICS.md, section 2, items 15-18, in forms free of
+  cancellations: the longitudinal boost to the dilepton rest frame in z is a shift of
+  both pseudorapidities by the dilepton rapidity, and with the massless leptons' R-frame
+  energies E1, E2 and momenta p1, p2, ``M_Delta_R = 2 E1' = sqrt(E1 E2) |p1/E1 + p2/E2|``
+  and ``cos_theta_r1 = |E1 - E2| / |p1 - p2|`` (both derived from the boost by beta_R1;
+  the explicit boost loses float32 precision when its gamma is large).
+
+  Returns:
+    ``(S_R, M_Delta_R, dPhi_r_b, cos_theta_r1)``, each ``(...)``: GeV, GeV, radians in
+    ``[0, pi]``, and ``|cos|`` in ``[0, 1]``.
+  """
+  pt1, eta1, phi1 = lep1[..., 0], lep1[..., 1], lep1[..., 2]
+  pt2, eta2, phi2 = lep2[..., 0], lep2[..., 1], lep2[..., 2]
+  # 1. Dilepton rapidity y = atanh(beta_z) from E +- pz, each a sum of positive terms.
+  y = 0.5 * (jnp.logaddexp(jnp.log(pt1) + eta1, jnp.log(pt2) + eta2)
+             - jnp.logaddexp(jnp.log(pt1) - eta1, jnp.log(pt2) - eta2))
+  q1 = from_pt_eta_phi(pt1, eta1 - y, phi1)
+  q2 = from_pt_eta_phi(pt2, eta2 - y, phi2)
+  e_ll = q1[..., 0] + q2[..., 0]
+  p_ll = q1[..., 1:3] + q2[..., 1:3]
+  m2_ll = 2 * pt1 * pt2 * (jnp.cosh(eta1 - eta2) - jnp.cos(phi1 - phi2))
+  # 2-3. pT_CM and s_R = (E_ll + E_inv)^2 - |pT_CM|^2 with E_inv = sqrt(m_ll^2 + MET^2).
+  met_vec = _vec2(met[..., 0], met[..., 1])
+  pt_cm = p_ll + met_vec
+  e_inv = jnp.sqrt(m2_ll + met[..., 0] ** 2)
+  s_r = jnp.maximum(2 * (m2_ll - jnp.sum(p_ll * met_vec, -1) + e_ll * e_inv), 0.0)
+  # 4. Transverse boost into the R frame.
+  beta_r = pt_cm / jnp.sqrt(jnp.sum(pt_cm ** 2, -1, keepdims=True) + s_r[..., None])
+  beta_r3 = jnp.concatenate([beta_r, jnp.zeros_like(beta_r[..., :1])], -1)
+  r1, r2 = boost(q1, beta_r3), boost(q2, beta_r3)
+  # 5. Azimuth between the dilepton system in the R frame and the boost.
+  pll_r = r1[..., 1:3] + r2[..., 1:3]
+  dphi = jnp.abs(delta_phi(jnp.arctan2(pll_r[..., 1], pll_r[..., 0]),
+                           jnp.arctan2(beta_r[..., 1], beta_r[..., 0])))
+  # 6-7. Both leptons have energy M_Delta_R / 2 in their approximate parent frames.
+  u1, u2 = r1[..., 1:] / r1[..., :1], r2[..., 1:] / r2[..., :1]
+  m_delta = jnp.sqrt(r1[..., 0] * r2[..., 0]) * jnp.linalg.norm(u1 + u2, axis=-1)
+  # 8. Lepton 1 seen from the frame moving with beta_R1 = (p1 - p2) / (E1 + E2): the
+  # boost's component along beta_R1 simplifies to cos = (E1 - E2) / |p1 - p2| (no gamma).
+  cos = jnp.abs(r1[..., 0] - r2[..., 0]) / jnp.linalg.norm(r1[..., 1:] - r2[..., 1:], axis=-1)
+  cos = jnp.minimum(cos, 1.0)
+  return jnp.sqrt(s_r), m_delta, dphi, cos
+
+
+def susy_features(lep1, lep2, met):
+  """The 18 features of the UCI SUSY file, in file order (``jaxphys.data.SUSY_COLUMNS``).
+
+  Args:
+    lep1, lep2: ``(..., 3)`` leptons as ``(pT [GeV], eta, phi [rad])``, lepton 1 leading.
+    met: ``(..., 2)`` missing transverse momentum as ``(magnitude [GeV], phi [rad])``.
+
+  Returns:
+    ``(..., 18)``: the 8 inputs, then MET_rel, axial MET, M_R, M_TR_2, R, MT2, S_R,
+    M_Delta_R, dPhi_r_b, cos_theta_r1, in GeV and radians (not the file's rescaled units).
+  """
+  mt2_value = mt2(_vec2(lep1[..., 0], lep1[..., 2]), _vec2(lep2[..., 0], lep2[..., 2]),
+                  _vec2(met[..., 0], met[..., 1]))
+  mtr, mr = razor_mtr(lep1, lep2, met), razor_mr(lep1, lep2)
+  high = [met_rel(lep1, lep2, met), axial_met(lep1, lep2, met), mr, mtr, mtr / mr, mt2_value,
+          *super_razor(lep1, lep2, met)]
+  return jnp.concatenate([lep1, lep2, met, jnp.stack(high, -1)], -1)
