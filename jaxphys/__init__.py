@@ -7,8 +7,9 @@ Submodules, one concept each: :mod:`~jaxphys.losses`, :mod:`~jaxphys.regularizer
 
 from jaxphys import activations, layers, losses, metrics, models, regularizers, train
 from jaxphys.losses import binary_cross_entropy, one_hot, softmax_cross_entropy
-from jaxphys.metrics import (accuracy, confusion_matrix, f1, fpr, precision, recall, roc_auc,
-                             roc_curve, roc_points, tpr, working_point)
+from jaxphys.metrics import (accuracy, confusion_matrix, discovery_significance, f1, fpr,
+                             precision, recall, roc_auc, roc_curve, roc_points, tpr,
+                             working_point)
 from jaxphys.models import CNN, MLP, LogisticRegression, SoftmaxRegression
 from jaxphys.regularizers import elastic_net, l1, l2
 from jaxphys.train import (TrainState, create_train_state, create_train_states, evaluate, fit,

@@ -13,7 +13,8 @@ import numpy as np
 
 from jaxphys._io import atomic_write_bytes
 
-__all__ = ["save_image_grid", "save_learning_curves", "save_confusion_matrix"]
+__all__ = ["save_image_grid", "save_learning_curves", "save_confusion_matrix", "save_roc_curves",
+           "save_class_histograms"]
 
 
 def _figure(*args, **kwargs):
@@ -89,4 +90,49 @@ def save_confusion_matrix(path, matrix, class_names: Sequence[str], title: str =
   ax.set(xlabel="predicted", ylabel="true")
   if title:
     ax.set_title(title, fontsize=10)
+  return _save(plt, fig, path)
+
+
+def save_roc_curves(path, curves: dict, title: str = "") -> Path:
+  """ROC curves as signal efficiency against background rejection ``1 / fpr`` (log scale).
+
+  ``curves`` maps a label to ``(fpr, tpr)`` arrays (e.g. from :func:`jaxphys.roc_curve`).
+  """
+  plt, (fig, ax) = _figure(figsize=(5.5, 4.2))
+  for label, (fpr, tpr) in curves.items():
+    fpr, tpr = np.asarray(fpr), np.asarray(tpr)
+    keep = fpr > 0
+    ax.plot(tpr[keep], 1 / fpr[keep], label=label, lw=1.2)
+  ax.set(xlabel="signal efficiency (TPR)", ylabel="background rejection 1 / FPR", yscale="log",
+         xlim=(0, 1))
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  if title:
+    ax.set_title(title, fontsize=10)
+  return _save(plt, fig, path)
+
+
+def save_class_histograms(path, x, y, names: Sequence[str], class_names=("background", "signal"),
+                          bins: int = 60, ncols: int = 6, title: str = "") -> Path:
+  """Normalised histograms of every column of ``x`` ``(n, k)`` for each class of ``y`` ``(n,)``.
+
+  Binned between the 0.1 and 99.9 percentiles of each column.
+  """
+  x, y = np.asarray(x), np.asarray(y)
+  k = x.shape[1]
+  nrows = -(-k // ncols)
+  plt, (fig, axes) = _figure(nrows, ncols, figsize=(2.6 * ncols, 2.0 * nrows), squeeze=False)
+  for j, ax in enumerate(axes.flat):
+    if j >= k:
+      ax.axis("off")
+      continue
+    lo, hi = np.percentile(x[:, j], [0.1, 99.9])
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+    for c, label in enumerate(class_names):
+      ax.hist(x[y == c, j], edges, density=True, histtype="step", label=label)
+    ax.set_title(names[j], fontsize=8)
+    ax.tick_params(labelsize=6)
+  axes.flat[0].legend(fontsize=6)
+  if title:
+    fig.suptitle(title, fontsize=10)
   return _save(plt, fig, path)

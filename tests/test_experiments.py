@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from jaxphys.checkpoint import load_params
-from jaxphys.data import write_idx
+from jaxphys.data import SUSY_COLUMNS, write_idx, write_susy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import mnist  # noqa: E402
 import quickstart  # noqa: E402
+import susy  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -89,3 +90,55 @@ def test_train_and_evaluate_is_a_complete_entry_point(tiny_mnist, tmp_path):
   config = mnist.get_config("softmax", epochs=2, batch_size=16, data_dir=str(tiny_mnist))
   r = mnist.train_and_evaluate(config, tmp_path, quiet=True)
   assert r["config"]["data_dir"] == str(tiny_mnist) and (tmp_path / "results.json").is_file()
+
+
+# --- experiments/susy.py ------------------------------------------------------------------
+
+def _susy_file(path, n=4000, seed=0):
+  """A SUSY-format file whose label shifts the first feature by one standard deviation."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 2, n)
+  x = rng.normal(size=(n, 18))
+  x[:, 0] += 2.0 * y
+  return write_susy(path, x, y)
+
+
+def test_susy_simulated_run_writes_every_model_and_output(tmp_path, capsys):
+  out = tmp_path / "susy"
+  susy.main(["--simulate", "3000", "--features", "high", "--seeds", "2", "--epochs", "1",
+             "--tree-rounds", "5", "--out", str(out), "--quiet"])
+  assert capsys.readouterr().out == ""
+  r = json.loads((out / "results.json").read_text())
+  assert r["data"]["n_train"] == 2400 and r["data"]["n_test"] == 300
+  for model in susy.MODELS:
+    auc = r["auc"][model]["high"]
+    assert len(auc["values"]) == 2 and 0.0 < auc["mean"] < 1.0
+    np.testing.assert_allclose(auc["mean"], np.mean(auc["values"]), rtol=1e-6)
+    for metric in ("accuracy", "significance", "signal_efficiency@fpr=0.1"):
+      assert len(r[metric][model]["high"]["values"]) == 2
+  assert r["published_auc"]["deep NN"] == {"low": 0.872, "high": 0.865, "all": 0.876}
+  for png in ("roc_high.png", "features.png"):
+    assert (out / png).read_bytes().startswith(PNG)
+
+
+def test_susy_on_a_data_file_learns_and_is_reproducible(tmp_path):
+  path = _susy_file(tmp_path / "SUSY.csv.gz")
+  args = ["--data", str(path), "--models", "logreg", "trees", "--features", "low", "all",
+          "--seeds", "3", "--epochs", "10", "--batch-size", "64", "--tree-rounds", "20", "--quiet"]
+  r = susy.main(args + ["--out", str(tmp_path / "a")])
+  # The label moves one low-level feature by 2 sigma: AUC = Phi(2 / sqrt(2)) = 0.921.
+  for model in ("logreg", "trees"):
+    for fs in ("low", "all"):
+      assert r["auc"][model][fs]["mean"] > 0.88, (model, fs)
+  assert r["checks"] == {}  # needs the deep network
+  again = susy.main(args + ["--out", str(tmp_path / "b")])
+  assert again["auc"] == r["auc"]
+  # The split is the file's: the last 10 % of rows are the test set.
+  assert r["data"]["n_test"] == 400 and r["data"]["n_train"] == 3200
+
+
+def test_susy_rejects_bad_arguments(tmp_path):
+  with pytest.raises(SystemExit):
+    susy.main(["--simulate", "100", "--data", "x.csv", "--out", str(tmp_path)])
+  with pytest.raises(ValueError, match="seeds"):
+    susy.train_and_evaluate(susy.Config(simulate=100, seeds=0), tmp_path)

@@ -166,3 +166,46 @@ def test_bad_average_is_an_error():
   y, p = _multiclass(0, n=50)
   with pytest.raises(ValueError, match="average must be one of"):
     jp.precision(y, p, average="samples")
+
+
+# --- discovery significance ------------------------------------------------------------
+
+def _asimov_reference(s, b, sigma):
+  """Cowan et al. (2011), eq. (20) of the Asimov paper's discovery case, float64."""
+  if sigma == 0:
+    return np.sqrt(2 * ((s + b) * np.log(1 + s / b) - s))
+  t1 = (s + b) * np.log((s + b) * (b + sigma ** 2) / (b ** 2 + (s + b) * sigma ** 2))
+  t2 = b ** 2 / sigma ** 2 * np.log(1 + sigma ** 2 * s / (b * (b + sigma ** 2)))
+  return np.sqrt(2 * (t1 - t2))
+
+
+@pytest.mark.parametrize("s,b,rel", [(100, 1000, 0.05), (30, 5, 0.1), (10, 1000, 0.0), (50, 200, 0.3)])
+def test_asimov_significance_matches_the_formula(s, b, rel):
+  np.testing.assert_allclose(jp.metrics.asimov_significance(s, b, rel), _asimov_reference(s, b, rel * b),
+                             rtol=2e-5)
+
+
+def test_asimov_significance_limits():
+  # s << b: s / sqrt(b + sigma_b^2); no uncertainty and s << b: s / sqrt(b).
+  np.testing.assert_allclose(jp.metrics.asimov_significance(1.0, 1e4, 0.0), 1e-2, rtol=1e-3)
+  np.testing.assert_allclose(jp.metrics.asimov_significance(1.0, 1e4, 0.01), 1 / np.sqrt(1e4 + 1e4), rtol=1e-3)
+
+
+def test_discovery_significance_is_the_best_cut():
+  rng = np.random.default_rng(0)
+  y = rng.integers(0, 2, 4000)
+  scores = rng.normal(size=4000) + 1.5 * y
+  d = jax.jit(jp.discovery_significance)(y, scores)
+  # Brute force over every cut that keeps at least 10 background examples.
+  best = 0.0
+  for t in np.unique(scores):
+    sel = scores >= t
+    tpr_, fpr_ = sel[y == 1].mean(), sel[y == 0].mean()
+    if sel[y == 0].sum() >= 10:
+      best = max(best, _asimov_reference(100 * tpr_, 1000 * fpr_, 50 * fpr_))
+  np.testing.assert_allclose(d.significance, best, rtol=1e-4)
+  sel = scores >= d.threshold
+  np.testing.assert_allclose([d.tpr, d.fpr], [sel[y == 1].mean(), sel[y == 0].mean()], rtol=1e-6)
+  # A useless classifier's best cut is no better than keeping everything by much.
+  random = jp.discovery_significance(y, rng.normal(size=4000))
+  assert random.significance < _asimov_reference(100, 1000, 50) * 1.6
