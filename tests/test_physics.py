@@ -119,8 +119,9 @@ def test_mt2_bounds_symmetries_and_closed_forms():
     assert np.all(value <= np.maximum(_mt(p1, q), _mt(p2, met - q)) * (1 + 1e-4) + 1e-3)
   assert np.all(value <= _mt(p1, met) * (1 + 1e-4) + 1e-3)  # q1 = met, q2 = 0
   assert np.all(value <= _mt(p2, met) * (1 + 1e-4) + 1e-3)  # q1 = 0, q2 = met
-  np.testing.assert_allclose(mt2(p2, p1, met), value, rtol=1e-4, atol=1e-3)      # symmetric
-  np.testing.assert_allclose(mt2(3 * p1, 3 * p2, 3 * met), 3 * value, rtol=1e-4, atol=1e-3)
+  # float32: near MT2 = 0 the square root amplifies rounding (about 1e-3 GeV at 50 GeV scales).
+  np.testing.assert_allclose(mt2(p2, p1, met), value, rtol=1e-4, atol=5e-3)      # symmetric
+  np.testing.assert_allclose(mt2(3 * p1, 3 * p2, 3 * met), 3 * value, rtol=1e-4, atol=1.5e-2)
   # No upstream momentum (met = -(p1 + p2)): MT2^2 = 2 (|p1||p2| + p1 . p2).
   closed = np.sqrt(2 * (np.linalg.norm(p1, axis=-1) * np.linalg.norm(p2, axis=-1) + np.sum(p1 * p2, -1)))
   np.testing.assert_allclose(mt2(p1, p2, -(p1 + p2)), closed, rtol=1e-4, atol=1e-3)
@@ -178,3 +179,19 @@ def test_susy_features_layout():
   np.testing.assert_allclose(f[:, 8:13], _features(lep1, lep2, met)[:, 1:], rtol=1e-5, atol=1e-4)
   np.testing.assert_allclose(f[:, 13], mt2(*(np.stack([v[:, 0] * np.cos(v[:, -1]), v[:, 0] * np.sin(v[:, -1])], -1)
                                              for v in (lep1, lep2, met))), rtol=1e-5, atol=1e-4)
+
+
+def test_mt2_degenerate_configurations():
+  p1 = jnp.array([[30.0, 0.0], [30.0, 0.0], [30.0, 0.0], [0.0, 25.0]])
+  p2 = jnp.array([[-20.0, 0.0], [20.0, 0.0], [0.0, 10.0], [0.0, -25.0]])
+  met = jnp.array([[0.0, 15.0], [-10.0, 0.0], [0.0, 0.0], [-30.0, 0.0]])
+  got = np.asarray(mt2(p1, p2, met))
+  assert np.all(np.isfinite(got))
+  # Back-to-back leptons: the parabolas open the same way and always meet, MT2 = 0.
+  assert got[0] == 0.0 and got[3] == 0.0
+  # No MET: both invisible momenta zero, MT2 = 0.
+  assert got[2] == 0.0
+  # Parallel leptons with the MET opposite to them (the trigonometry-free arc bounds meet
+  # the angle pi here): brute force.
+  np.testing.assert_allclose(got[1], _mt2_brute_force(np.asarray(p1[1]), np.asarray(p2[1]), np.asarray(met[1])),
+                             rtol=1e-4, atol=1e-3)

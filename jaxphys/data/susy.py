@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from jaxphys._io import atomic_write_bytes
+from jaxphys._io import atomic_open, atomic_write_bytes
 from jaxphys.errors import DataError
 
 __all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "split_rows", "write_susy"]
@@ -188,10 +188,14 @@ def write_susy(path, x, y) -> Path:
     raise DataError(f"{path}: x must have shape (n, 18), got {x.shape}")
   if y.shape != (len(x),) or not np.isin(y, (0, 1)).all():
     raise DataError(f"{path}: y must be (n,) = ({len(x)},) labels in {{0, 1}}")
-  buf = io.StringIO()
-  np.savetxt(buf, np.column_stack([y.astype(np.float64), x]), fmt="%.18e", delimiter=",")
-  payload = buf.getvalue().encode()
-  if path.suffix == ".gz":
-    payload = gzip.compress(payload, compresslevel=6, mtime=0)
-  atomic_write_bytes(path, payload)
+  with atomic_open(path) as raw:
+    out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if path.suffix == ".gz" else raw
+    for start in range(0, len(x), 100_000):  # bounded memory: 100,000 rows at a time
+      buf = io.StringIO()
+      rows = slice(start, start + 100_000)
+      np.savetxt(buf, np.column_stack([y[rows].astype(np.float64), x[rows]]), fmt="%.18e",
+                 delimiter=",")
+      out.write(buf.getvalue().encode())
+    if out is not raw:
+      out.close()
   return path

@@ -32,7 +32,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxphys.physics.kinematics import wrap_angle
 
 __all__ = ["mt2", "transverse_mass"]
 
@@ -53,27 +52,39 @@ def mt2(p1, p2, met, iterations: int = 24):
   Args:
     p1, p2: visible transverse momenta ``(..., 2)`` as ``(px, py)``, GeV.
     met: missing transverse momentum ``(..., 2)`` as ``(px, py)``, GeV.
-    iterations: bisection steps on the direction angle (each halves an arc of at
-      most pi; 24 reach float32 resolution).
+    iterations: bisection steps on the direction (each halves an arc of at most pi;
+      24 reach float32 resolution).
 
   Returns:
     MT2 ``(...)`` in GeV. Broadcasts over the leading axes; jit- and vmap-able.
   """
   dtype = jnp.promote_types(jnp.result_type(p1, p2, met), jnp.float32)
   p1, p2, met = (jnp.asarray(v, dtype) for v in (p1, p2, met))
-  half = jnp.pi / 2
-  # Angles of the three half-circles n.p1 < 0, n.p2 < 0, n.met > 0, relative to the first.
-  c1 = jnp.arctan2(p1[..., 1], p1[..., 0]) + jnp.pi
-  d2 = wrap_angle(jnp.arctan2(p2[..., 1], p2[..., 0]) + jnp.pi - c1)
-  d3 = wrap_angle(jnp.arctan2(met[..., 1], met[..., 0]) - c1)
-  lo = jnp.maximum(jnp.maximum(-half, d2 - half), d3 - half)
-  hi = jnp.minimum(jnp.minimum(half, d2 + half), d3 + half)
+  # A frame with x along -p1, and directions n(t) = (1 - t^2, 2t) at angle 2 atan(t). The
+  # arcs n.p1 < 0, n.p2 < 0, n.met > 0 are the half-circles about 0, d2 and d3; their
+  # intersection [lo, hi] lies within [-pi/2, pi/2], i.e. t in [-1, 1]. Everything is in
+  # half-angle tangents: tan(d/2) = y / (r + x) for a vector (x, y) of length r, and
+  # tan((d -+ pi/2)/2) = (T -+ 1) / (1 +- T) = +-(1 - 2 / (1 +- T)); no trigonometric
+  # function is evaluated.
+  e = -p1 / jnp.linalg.norm(p1, axis=-1, keepdims=True)
+  frame = lambda v: jnp.stack([_dot(v, e), e[..., 0] * v[..., 1] - e[..., 1] * v[..., 0]], -1)
+  q1, q2, qm = frame(p1), frame(p2), frame(met)
 
+  def half_tan(v):  # tan of half the angle of v, cancellation-free; +-inf at angle pi
+    x, y = v[..., 0], v[..., 1]
+    r = jnp.hypot(x, y)
+    return jnp.where(x >= 0, y / (r + x), (r - x) / y)
+
+  lo, hi = -jnp.ones_like(e[..., 0]), jnp.ones_like(e[..., 0])
+  for tt in (half_tan(-q2), half_tan(qm)):
+    lo = jnp.where(tt > 0, jnp.maximum(lo, 1 - 2 / (1 + tt)), lo)
+    hi = jnp.where(tt < 0, jnp.minimum(hi, 2 / (1 - tt) - 1), hi)
+
+  # |n| = 1 + t^2; the sign test below does not depend on the scale of n.
   def terms(t):
-    n = jnp.stack([jnp.cos(c1 + t), jnp.sin(c1 + t)], -1)
-    dn = jnp.stack([-n[..., 1], n[..., 0]], -1)  # d n / d theta
-    return (_dot(n, met), _dot(dn, met), -_dot(n, p1), -_dot(n, p2),
-            -_dot(dn, p1), -_dot(dn, p2))
+    n = jnp.stack([1 - t * t, 2 * t], -1)
+    dn = jnp.stack([-n[..., 1], n[..., 0]], -1)
+    return (_dot(n, qm), _dot(dn, qm), -_dot(n, q1), -_dot(n, q2), -_dot(dn, q1), -_dot(dn, q2))
 
   def step(_, bounds):
     a, b = bounds
@@ -84,6 +95,7 @@ def mt2(p1, p2, met, iterations: int = 24):
     return jnp.where(rising, mid, a), jnp.where(rising, b, mid)
 
   a, b = jax.lax.fori_loop(0, iterations, step, (lo, hi))
-  m, _, pa, pb, _, _ = terms(0.5 * (a + b))
-  f = m * pa * pb / jnp.maximum(pa + pb, jnp.finfo(pa.dtype).tiny)
+  t = 0.5 * (a + b)
+  m, _, pa, pb, _, _ = terms(t)
+  f = m * pa * pb / jnp.maximum(pa + pb, jnp.finfo(pa.dtype).tiny) / (1 + t * t) ** 2
   return jnp.where(hi > lo, 2 * jnp.sqrt(jnp.maximum(f, 0.0)), 0.0)

@@ -8,8 +8,8 @@ flavour, a Gaussian detector. Modelling choices (each a field of :class:`SusyPar
 1. Pair mass ``m = sqrt(s-hat)`` from ``dsigma/dm ~ beta(m) (1 - m/sqrt_s)^lumi_power / m^3``
    (a toy parton luminosity ``(1 - sqrt(tau))^lumi_power / tau`` times ``sigma-hat ~
    beta / s-hat``, with ``beta`` the velocity of the pair's daughters at the nominal
-   masses), sampled exactly by inverse CDF on a tabulated grid, above the event's
-   threshold. Pair rapidity: a Gaussian of width ``rapidity_width`` truncated to the range
+   masses), sampled by inverse CDF (tables on uniform grids, so a draw is a lookup, not a
+   search), above the event's threshold. Pair rapidity: a Gaussian of width ``rapidity_width`` truncated to the range
    the momentum fractions allow, ``|y| < ln(sqrt_s / m)``. Production angle in the pair
    frame: ``1 + cos^2`` about the beam, or isotropic.
 2. Initial-state radiation: the pair gets a transverse momentum drawn from an exponential
@@ -59,7 +59,7 @@ class SusyParams:
   met_resolution: float = 10.0        # per transverse component of the recoil
   lepton_pt_min: float = 10.0
   lepton_eta_max: float = 2.5
-  grid_size: int = 4096               # points of the tabulated pair-mass CDF
+  grid_size: int = 8192               # points of the tabulated pair-mass CDF and its inverse
 
   def __post_init__(self):
     if self.production not in ("1+cos2", "isotropic"):
@@ -68,23 +68,37 @@ class SusyParams:
       raise ValueError("m_chargino - m_neutralino must exceed the lower end of w_mass_window")
 
 
-def _mass_cdf(p: SusyParams, signal: bool):
-  """Grid of pair masses and the CDF of dsigma/dm on it (NumPy float64, traced as constants)."""
+def _mass_tables(p: SusyParams, signal: bool):
+  """The pair-mass CDF on a uniform grid of masses and its inverse on a uniform grid of
+  probabilities, ``(m_lo, m_hi, cdf, inverse)`` (NumPy float64; both tables
+  ``grid_size`` points, built from a 16x finer trapezoid integration)."""
   m_d = p.m_chargino if signal else p.m_w
-  m = np.linspace(2 * m_d, p.sqrt_s, p.grid_size)
-  beta = np.sqrt(np.clip(1 - (2 * m_d / m) ** 2, 0, None))
-  density = beta * (1 - m / p.sqrt_s) ** p.lumi_power / m ** 3
-  cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(m))])
-  return m, cdf / cdf[-1]
+  lo, hi = 2 * m_d, p.sqrt_s
+  fine = np.linspace(lo, hi, 16 * p.grid_size)
+  beta = np.sqrt(np.clip(1 - (lo / fine) ** 2, 0, None))
+  density = beta * (1 - fine / hi) ** p.lumi_power / fine ** 3
+  cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(fine))])
+  cdf /= cdf[-1]
+  table = np.interp(np.linspace(lo, hi, p.grid_size), fine, cdf)
+  inverse = np.interp(np.linspace(0, 1, p.grid_size), cdf, fine)
+  return lo, hi, table, inverse
+
+
+def _lookup(x, x0, x1, table):
+  """Linear interpolation in a table sampled uniformly on ``[x0, x1]`` (no search)."""
+  pos = jnp.clip((x - x0) / (x1 - x0), 0.0, 1.0) * (table.shape[0] - 1)
+  i = jnp.minimum(jnp.floor(pos).astype(jnp.int32), table.shape[0] - 2)
+  frac = pos - i
+  return table[i] * (1 - frac) + table[i + 1] * frac
 
 
 def _sample_mass(key, p, signal, threshold):
-  """Pair masses ``(n,)`` above the per-event ``threshold`` ``(n,)``: exact inverse CDF."""
-  grid, cdf = _mass_cdf(p, signal)
-  grid, cdf = jnp.asarray(grid, jnp.float32), jnp.asarray(cdf, jnp.float32)
-  start = jnp.interp(threshold, grid, cdf)
+  """Pair masses ``(n,)`` above the per-event ``threshold`` ``(n,)``: inverse CDF."""
+  lo, hi, cdf, inverse = _mass_tables(p, signal)
+  cdf, inverse = jnp.asarray(cdf, jnp.float32), jnp.asarray(inverse, jnp.float32)
+  start = _lookup(threshold, lo, hi, cdf)
   u = start + jax.random.uniform(key, threshold.shape) * (1 - start)
-  return jnp.maximum(jnp.interp(u, cdf, grid), threshold * (1 + 1e-6))
+  return jnp.maximum(_lookup(u, 0.0, 1.0, inverse), threshold * (1 + 1e-6))
 
 
 def _breit_wigner(key, shape, p, upper):
@@ -123,12 +137,13 @@ def _two_body(key, parent, m, ma, mb, production="isotropic"):
   return boost(jnp.concatenate([ea, q], -1), to_lab), boost(jnp.concatenate([eb, -q], -1), to_lab)
 
 
-@functools.partial(jax.jit, static_argnames=("n", "signal", "smear", "p"))
-def generate_events(key, n: int, signal: bool, p: SusyParams = SusyParams(), smear: bool = True):
+@functools.partial(jax.jit, static_argnames=("n", "signal", "smear", "p", "truth"))
+def generate_events(key, n: int, signal: bool, p: SusyParams = SusyParams(), smear: bool = True,
+                    truth: bool = True):
   """One batch of ``n`` events of one class, before the lepton selection.
 
   Returns a dict of arrays: ``features`` ``(n, 18)`` (GeV, radians), ``accepted`` ``(n,)``
-  bool (the lepton selection), and the truth: ``pair`` ``(n, 4)``, ``parents``,
+  bool (the lepton selection), and with ``truth``: ``pair`` ``(n, 4)``, ``parents``,
   ``w``, ``leptons``, ``neutrinos``, ``neutralinos`` ``(n, 2, 4)`` (in W order; neutralinos
   zero for the background), ``w_mass`` ``(n, 2)``, ``recoil`` ``(n, 2)`` (px, py) and the
   reconstructed ``met`` ``(n, 2)`` (px, py).
@@ -175,9 +190,11 @@ def generate_events(key, n: int, signal: bool, p: SusyParams = SusyParams(), sme
   lead = (pt_meas[:, 0] >= pt_meas[:, 1])[:, None]
   lep1, lep2 = jnp.where(lead, lep[:, 0], lep[:, 1]), jnp.where(lead, lep[:, 1], lep[:, 0])
   met_polar = jnp.stack([jnp.hypot(met[:, 0], met[:, 1]), jnp.arctan2(met[:, 1], met[:, 0])], -1)
-  return dict(features=susy_features(lep1, lep2, met_polar), accepted=accepted, pair=pair,
-              parents=parents, w=w, leptons=leptons, neutrinos=nus, neutralinos=chi0,
-              w_mass=w_mass, recoil=recoil, met=met)
+  out = dict(features=susy_features(lep1, lep2, met_polar), accepted=accepted)
+  if truth:
+    out.update(pair=pair, parents=parents, w=w, leptons=leptons, neutrinos=nus, neutralinos=chi0,
+               w_mass=w_mass, recoil=recoil, met=met)
+  return out
 
 
 def uci_rescale(x: np.ndarray) -> np.ndarray:
@@ -199,9 +216,9 @@ def _collect(key, n, signal, p, smear, chunk, truth):
   """``n`` accepted events of one class: fixed-size compiled chunks, filtered on the host."""
   parts, have, i = [], 0, 0
   while have < n:
-    batch = jax.device_get(generate_events(jax.random.fold_in(key, i), chunk, signal, p, smear))
+    batch = jax.device_get(generate_events(jax.random.fold_in(key, i), chunk, signal, p, smear, truth))
     keep = batch.pop("accepted")
-    parts.append({k: v[keep] for k, v in batch.items() if truth or k == "features"})
+    parts.append({k: v[keep] for k, v in batch.items()})
     have += int(keep.sum())
     i += 1
     if i > 1000 and have == 0:
