@@ -266,13 +266,16 @@ def _checks(auc: dict) -> dict:
   """The issue's sanity targets, reported either way."""
   out = {}
   if "deep" in auc and "logreg" in auc:
-    out["deep_not_worse_than_logreg"] = {fs: auc["deep"][fs]["mean"] >= auc["logreg"][fs]["mean"]
-                                         for fs in auc["deep"] if fs in auc["logreg"]}
     lr, dn = auc["logreg"], auc["deep"]
+    out["deep_not_worse_than_logreg"] = {fs: dn[fs]["mean"] >= lr[fs]["mean"] for fs in dn if fs in lr}
     if {"low", "high"} <= set(lr) and "low" in dn:
+      # How much of what the high-level features give logistic regression the deep
+      # network finds on the low-level ones alone (1 = all of it).
       gain = lr["high"]["mean"] - lr["low"]["mean"]
+      out["logreg_high_minus_low"] = gain
+      out["deep_low_minus_logreg_low"] = dn["low"]["mean"] - lr["low"]["mean"]
       out["low_deep_recovers_high_logreg_gain"] = (
-          (dn["low"]["mean"] - lr["low"]["mean"]) / gain if gain > 0 else None)
+          out["deep_low_minus_logreg_low"] / gain if gain > 1e-3 else None)
   return out
 
 
