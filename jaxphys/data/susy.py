@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from jaxphys._io import atomic_open, atomic_write_bytes
+from jaxphys._io import atomic_open
 from jaxphys.errors import DataError
 
 __all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "split_rows", "write_susy"]
@@ -74,7 +74,7 @@ def _first_bad_line(path: Path, n_rows: Optional[int]) -> str:
 
 
 def _parse(path: Path, n_rows: Optional[int]) -> np.ndarray:
-  """All 19 columns as float32 ``(rows, 19)``; the first ``n_rows`` only if given."""
+  """All 19 columns as float32 ``(rows, 19)`` (column-major); the first ``n_rows`` only if given."""
   import pyarrow as pa
   import pyarrow.csv as pacsv
 
@@ -98,9 +98,14 @@ def _parse(path: Path, n_rows: Optional[int]) -> np.ndarray:
     raise DataError(detail or f"{path}: not a SUSY CSV file ({str(e).splitlines()[0]})") from None
   except (OSError, EOFError) as e:
     raise DataError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
-  out = np.empty((table.num_rows, _NCOLS), np.float32)
+  # Column-major, so that filling a column touches only its own pages, while each Arrow
+  # column is dropped and its memory returned once copied: the peak stays near one copy.
+  out = np.empty((_NCOLS, table.num_rows), np.float32).T
+  pool = pa.default_memory_pool()
   for i in range(_NCOLS):
-    out[:, i] = table.column(i).to_numpy()
+    out[:, i] = table.column(0).to_numpy()
+    table = table.remove_column(0)
+    pool.release_unused()
   return out
 
 
@@ -111,9 +116,8 @@ def _cache_file(path: Path, cache_dir: Path) -> Path:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-  buf = io.BytesIO()
-  np.save(buf, array, allow_pickle=False)
-  atomic_write_bytes(path, buf.getvalue())
+  with atomic_open(path) as f:
+    np.save(f, array, allow_pickle=False)
 
 
 def load_susy(path, split: Optional[str] = None, features: str = "all",
