@@ -59,7 +59,7 @@ DEFAULTS = {
 
 
 # Full-size data sets (60k images) need fewer epochs.
-DATASET_DEFAULTS = {"fashion_mnist": {"mlp": dict(epochs=20), "cnn": dict(epochs=10)},
+DATASET_DEFAULTS = {"fashion_mnist": {"mlp": dict(epochs=20), "cnn": dict(epochs=20)},
                     "kmnist": {"mlp": dict(epochs=20), "cnn": dict(epochs=10)}}
 
 
@@ -85,12 +85,12 @@ def build_model(config: Config, num_classes: int):
 # 0.967, CNN 0.9786 without it. Larger rotations or zooms cost softmax regression
 # accuracy (0.890 with rotation + zoom + 2-pixel shifts). "full"
 # is per data set: small rotations, zooms, shifts and elastic distortions for
-# handwriting; mirror images, shifts and random erasing for clothes, which are
-# left-right symmetric but not rotated.
+# handwriting; mirror images and shifts for clothes, which are left-right symmetric but
+# not rotated. (Adding 2-pixel shifts and random erasing under-fitted the dropout CNN on
+# Fashion-MNIST: train accuracy 0.877, test 0.909 at 10 epochs.)
 def _full(dataset: str):
   if dataset == "fashion_mnist":
-    return augment.compose(augment.random_flip(0.5), augment.random_translation(2.0),
-                           augment.random_erasing(0.5))
+    return augment.compose(augment.random_flip(0.5), augment.random_translation(1.0))
   return augment.compose(augment.random_rotation(10.0), augment.random_zoom(0.1),
                          augment.random_translation(2.0), augment.random_elastic(2.0, 4.0))
 
