@@ -121,3 +121,5 @@ def test_bad_arguments():
     simulate_susy(jax.random.key(0), 10, no_such_parameter=1.0)
   with pytest.raises(ValueError, match="production"):
     SusyParams(production="flat")
+  with pytest.raises(ValueError, match="lepton_eta_max"):
+    simulate_susy(jax.random.key(0), 10, chunk_size=256, lepton_eta_max=0.0)
