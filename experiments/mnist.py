@@ -30,6 +30,7 @@ import optax
 
 import jaxphys as jp
 from jaxphys import augment, checkpoint, data, plots
+from jaxphys import _cli
 from jaxphys._io import atomic_write_bytes
 
 
@@ -242,6 +243,7 @@ def parse_args(argv=None):
   ap.add_argument("--no-download", action="store_true", help="never download data")
   ap.add_argument("--out", required=True, help="output directory")
   ap.add_argument("--quiet", action="store_true", help="print nothing to stdout")
+  ap.add_argument("--debug", action="store_true", help="show the traceback of an input error")
   return ap.parse_args(argv)
 
 
@@ -271,4 +273,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(_cli.run(main))

@@ -40,6 +40,7 @@ import optax
 
 import jaxphys as jp
 from jaxphys import data, physics, plots
+from jaxphys import _cli
 from jaxphys._io import atomic_write_bytes
 
 MODELS = ("logreg", "trees", "shallow", "deep", "modern")
@@ -205,12 +206,12 @@ def train_and_evaluate(config: Config, workdir, quiet: bool = False) -> dict:
     raise ValueError(f"unknown models or feature sets: {', '.join(sorted(unknown))}")
   if config.seeds < 1:
     raise ValueError(f"seeds must be at least 1, got {config.seeds}")
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   say = (lambda *a: None) if quiet else print
   data_key, *model_keys = jax.random.split(jax.random.key(config.seed), 1 + len(MODELS))
   start = time.perf_counter()
-  loaded = load_data(config, data_key)
+  loaded = load_data(config, data_key)  # bad data fails here, before anything is written
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   splits = loaded["splits"]
   y_test = splits["test"][1]
   say(f"data: {loaded['source']}; train/valid/test {', '.join(str(len(v[1])) for v in splits.values())}"
@@ -310,6 +311,7 @@ def parse_args(argv=None):
   ap.add_argument("--tree-rounds", type=int, default=300, help="maximum boosting rounds")
   ap.add_argument("--out", required=True, help="output directory")
   ap.add_argument("--quiet", action="store_true", help="print nothing to stdout")
+  ap.add_argument("--debug", action="store_true", help="show the traceback of an input error")
   return ap.parse_args(argv)
 
 
@@ -324,4 +326,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(_cli.run(main))

@@ -1,6 +1,7 @@
 """Smoke runs of the experiments on tiny generated data: outputs exist and are well formed."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -142,3 +143,23 @@ def test_susy_rejects_bad_arguments(tmp_path):
     susy.main(["--simulate", "100", "--data", "x.csv", "--out", str(tmp_path)])
   with pytest.raises(ValueError, match="seeds"):
     susy.train_and_evaluate(susy.Config(simulate=100, seeds=0), tmp_path)
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("susy.py", ["--data", "{tmp}/missing.csv"], "no such file"),
+    ("susy.py", ["--data", "{tmp}/bad.csv"], "bad.csv:2: expected 19 columns, found 3"),
+    ("mnist.py", ["--data-dir", "{tmp}/empty", "--no-download", "--model", "softmax"], "mnist"),
+])
+def test_command_line_input_errors_are_one_line_and_exit_2(tmp_path, script, args, message):
+  (tmp_path / "bad.csv").write_text("0," + ",".join(["1.0"] * 18) + "\n1,2,3\n")
+  (tmp_path / "empty").mkdir()
+  out = tmp_path / "out"
+  cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "experiments" / script),
+         *[a.format(tmp=tmp_path) for a in args], "--out", str(out), "--quiet"]
+  done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 2, done.stderr
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+  assert not out.exists()  # nothing written
+  debug = subprocess.run(cmd + ["--debug"], capture_output=True, text=True, timeout=300)
+  assert debug.returncode == 1 and "Traceback" in debug.stderr
