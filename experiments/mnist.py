@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import shlex
 import sys
@@ -31,7 +30,7 @@ import optax
 import jaxphys as jp
 from jaxphys import augment, checkpoint, data, plots
 from jaxphys import _cli
-from jaxphys._io import atomic_write_bytes
+from jaxphys._io import write_json
 
 
 @dataclasses.dataclass
@@ -116,10 +115,6 @@ def _optimizer(config: Config, steps_per_epoch: int):
   return optax.adam(schedule)
 
 
-def _save_json(path: Path, obj) -> None:
-  atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
 def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None,
                        quiet: bool = False) -> dict:
   """Trains ``config`` on its dataset, evaluates on the test set, writes ``workdir``.
@@ -201,7 +196,7 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
   plots.save_image_grid(workdir / "augmented.png", shown,
                         title="training inputs" + (" (row 1-2: raw, 3-4: augmented)" if aug else
                                                    " (no augmentation)"))
-  _save_json(workdir / "results.json", results)
+  write_json(workdir / "results.json", results)
   return results
 
 
@@ -268,7 +263,7 @@ def main(argv=None) -> list[dict]:
     rows.append(r)
   say("\n" + _table(rows))
   if args.model is None:
-    _save_json(out / "ladder.json", rows)
+    write_json(out / "ladder.json", rows)
   return rows
 
 

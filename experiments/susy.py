@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import shlex
 import sys
@@ -41,7 +40,7 @@ import optax
 import jaxphys as jp
 from jaxphys import data, physics, plots
 from jaxphys import _cli
-from jaxphys._io import atomic_write_bytes
+from jaxphys._io import write_json
 
 MODELS = ("logreg", "trees", "shallow", "deep", "modern")
 FEATURES = ("low", "high", "all")
@@ -195,10 +194,6 @@ def summarise(y, scores) -> dict:
               "values": [float(r[k]) for r in per_run]} for k in per_run[0]}
 
 
-def _save_json(path: Path, obj) -> None:
-  atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
 def train_and_evaluate(config: Config, workdir, quiet: bool = False) -> dict:
   """Trains every model on every feature set, evaluates on the test split, writes ``workdir``."""
   unknown = set(config.models) - set(MODELS) | set(config.features) - set(FEATURES)
@@ -258,7 +253,7 @@ def train_and_evaluate(config: Config, workdir, quiet: bool = False) -> dict:
   units = "" if config.data else " (GeV, rad)"
   plots.save_class_histograms(workdir / "features.png", x_test, y_test, data.SUSY_COLUMNS,
                               title=f"the 18 features, test split{units}")
-  _save_json(workdir / "results.json", results)
+  write_json(workdir / "results.json", results)
   say("\n" + table(results))
   return results
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -30,3 +31,8 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
   """Writes ``payload`` to ``path`` atomically (see :func:`atomic_open`)."""
   with atomic_open(path) as f:
     f.write(payload)
+
+
+def write_json(path: Path, obj) -> None:
+  """Writes ``obj`` as indented JSON to ``path`` atomically."""
+  atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())

@@ -246,6 +246,12 @@ def roc_auc(labels, scores, average: Optional[str] = "macro"):
   return jnp.sum(per_class * support) / jnp.sum(support)
 
 
+def _rates(fps, tps):
+  """TPR and FPR along the :func:`roc_points` curve (0 where a class is absent)."""
+  return (tps / jnp.maximum(tps[-1], 1).astype(jnp.float32),
+          fps / jnp.maximum(fps[-1], 1).astype(jnp.float32))
+
+
 class WorkingPoint(NamedTuple):
   """A chosen cut: select ``scores >= threshold``; ``tpr`` and ``fpr`` achieved there."""
 
@@ -272,8 +278,7 @@ def working_point(labels, scores, *, target_tpr=None, target_fpr=None) -> Workin
   if (target_tpr is None) == (target_fpr is None):
     raise ValueError("working_point needs exactly one of target_tpr or target_fpr")
   fps, tps, thr, _ = roc_points(labels, scores)
-  tpr_ = tps / jnp.maximum(tps[-1], 1).astype(jnp.float32)
-  fpr_ = fps / jnp.maximum(fps[-1], 1).astype(jnp.float32)
+  tpr_, fpr_ = _rates(fps, tps)
   if target_tpr is not None:
     i = jnp.argmax(tpr_ >= target_tpr)  # first point (highest threshold) reaching it
     return WorkingPoint(thr[i], tpr_[i], fpr_[i])
@@ -336,8 +341,7 @@ def discovery_significance(labels, scores, n_signal: float = 100.0, n_background
     :class:`Discovery` of scalars. Pure and jit-able.
   """
   fps, tps, thr, last = roc_points(labels, scores)
-  tpr_ = tps / jnp.maximum(tps[-1], 1).astype(jnp.float32)
-  fpr_ = fps / jnp.maximum(fps[-1], 1).astype(jnp.float32)
+  tpr_, fpr_ = _rates(fps, tps)
   z = asimov_significance(n_signal * tpr_, n_background * fpr_, relative_uncertainty)
   z = jnp.where(last & (fps >= min_background), z, -jnp.inf)
   i = jnp.argmax(z)

@@ -4,8 +4,8 @@
 label first (1 signal: chargino pairs; 0 background: W+W-), then the 18 features of
 :data:`SUSY_COLUMNS`: 8 low-level (the two leptons' pT, eta, phi and the missing
 transverse momentum) and 10 high-level (functions of the low-level ones). Parsing is
-multi-threaded (pyarrow); the 5,000,000-row file needs about twice the float32 array in
-memory at its peak.
+multi-threaded (pyarrow); a 5,000,000-row file loads in about 6 s with a peak of 2.4x the
+float32 array (``benchmarks/susy_loader.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
