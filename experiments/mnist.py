@@ -219,6 +219,19 @@ def _table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
+def _per_class_table(rows: list[dict]) -> str:
+  """One line per class; per run: precision / recall / one-vs-rest AUC on the test set."""
+  names = rows[0]["per_class"]["names"]
+  lines = ["| class | " + " | ".join(f"{_label(r['model'], r['augmentation'])}: precision / recall / AUC"
+                                      for r in rows) + " |",
+           "| --- |" + " --- |" * len(rows)]
+  for c, name in enumerate(names):
+    cells = [f"{r['per_class']['precision'][c]:.3f} / {r['per_class']['recall'][c]:.3f} / "
+             f"{r['per_class']['auc'][c]:.4f}" for r in rows]
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def parse_args(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--dataset", default="mnist", choices=sorted(data.DATASETS))
@@ -262,6 +275,7 @@ def main(argv=None) -> list[dict]:
         f"({r['wall_seconds']:.0f} s, {r['images_per_second']:,.0f} images/s) -> {workdir}")
     rows.append(r)
   say("\n" + _table(rows))
+  say("\n" + _per_class_table(rows))
   if args.model is None:
     write_json(out / "ladder.json", rows)
   return rows

@@ -71,6 +71,9 @@ def test_ladder_runs_every_rung_and_learns(tiny_mnist, tmp_path, capsys):
   printed = capsys.readouterr().out
   assert "| softmax + shift |" in printed and "| cnn + shift |" in printed
   assert "| cnn + full |" in printed
+  # The per-class table: one line per class with precision / recall / AUC for each rung.
+  per_class = [line for line in printed.splitlines() if line.startswith("| 0 |")]
+  assert len(per_class) == 1 and per_class[0].count(" / ") == 2 * 4
   used = [(r["model"], r["augmentation"]) for r in rows]
   assert used == [(m, a or mnist.get_config(m).augmentation) for m, a in mnist.LADDER]
   assert len(json.loads((tmp_path / "ladder.json").read_text())) == 4
