@@ -9,6 +9,7 @@ import pytest
 from scipy.optimize import minimize
 
 from jaxphys.data import SUSY_COLUMNS
+from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics import (axial_met, boost, from_pt_eta_phi, invariant_mass, met_rel, mt2,
                              razor_mr, razor_mtr, razor_r, super_razor, susy_features,
                              to_pt_eta_phi)
@@ -195,3 +196,18 @@ def test_mt2_degenerate_configurations():
   # the angle pi here): brute force.
   np.testing.assert_allclose(got[1], _mt2_brute_force(np.asarray(p1[1]), np.asarray(p2[1]), np.asarray(met[1])),
                              rtol=1e-4, atol=1e-3)
+
+
+def test_polynomial_trigonometry_matches_numpy():
+  x = np.random.default_rng(0).uniform(-100, 100, 200_000).astype(np.float32)
+  x = np.concatenate([x, np.float32([0, -0.0, np.pi / 4, np.pi / 2, -np.pi, 3 * np.pi / 4])])
+  sin, cos = jax.jit(sincos)(x)
+  np.testing.assert_allclose(sin, np.sin(x.astype(np.float64)), rtol=0, atol=3e-7)
+  np.testing.assert_allclose(cos, np.cos(x.astype(np.float64)), rtol=0, atol=3e-7)
+  rng = np.random.default_rng(1)
+  y, z = (rng.normal(size=(2, 200_000)) * 10.0 ** rng.uniform(-4, 4, (2, 200_000))).astype(np.float32)
+  edges = np.float32([[0, 0], [-0.0, -1], [0, -1], [1, 0], [-1, 0], [1, 1], [-1, -1], [2, -2],
+                      [np.inf, 1], [1, np.inf], [1, -np.inf]])
+  y, z = np.concatenate([y, edges[:, 0]]), np.concatenate([z, edges[:, 1]])
+  np.testing.assert_allclose(jax.jit(arctan2)(y, z), np.arctan2(y.astype(np.float64), z.astype(np.float64)),
+                             rtol=0, atol=3e-7)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from jaxphys.data import SUSY_COLUMNS, load_susy, write_susy
-from jaxphys.physics import SusyParams, simulate_susy, uci_rescale
-from jaxphys.physics.simulator import _breit_wigner, _direction
+from jaxphys.physics import SusyParams, simulate_susy, susy_features, uci_rescale
+from jaxphys.physics.simulator import _breit_wigner, _direction, _permutation
 
 COL = {name: i for i, name in enumerate(SUSY_COLUMNS)}
 CHUNK = 1 << 14
@@ -32,6 +32,25 @@ def test_shapes_labels_and_determinism(smeared_events):
   np.testing.assert_array_equal(y2, y)
   x3, _ = simulate_susy(jax.random.key(2), 20_000, chunk_size=CHUNK)
   assert not np.allclose(x3, x)
+
+
+def test_features_are_those_of_the_measured_leptons_and_met(smeared_events):
+  # The simulator computes features after the selection, in padded chunks: no row may
+  # pick up another's numbers at a chunk boundary.
+  x, _ = smeared_events
+  assert len(x) % CHUNK != 0
+  # (Tolerance: a different compilation rounds ill-conditioned values such as a small MT2.)
+  np.testing.assert_allclose(x, susy_features(x[:, 0:3], x[:, 3:6], x[:, 6:8]), rtol=1e-3, atol=1e-3)
+
+
+def test_shuffle_is_a_uniform_permutation():
+  order = _permutation(jax.random.key(0), 100_000)
+  np.testing.assert_array_equal(np.sort(order), np.arange(100_000))
+  np.testing.assert_array_equal(_permutation(jax.random.key(0), 100_000), order)
+  # Position of element 0 over many small permutations: uniform over 10 places.
+  first = np.array([np.argmin(_permutation(jax.random.key(i), 10)) for i in range(2000)])
+  counts = np.bincount(first, minlength=10)
+  assert np.all(np.abs(counts - 200) < 5 * np.sqrt(200 * 0.9))
 
 
 def test_selection_and_ordering(smeared_events):
@@ -117,6 +136,8 @@ def test_simulated_events_round_trip_through_the_susy_file_format(tmp_path, smea
 def test_bad_arguments():
   with pytest.raises(ValueError, match="signal_fraction"):
     simulate_susy(jax.random.key(0), 10, signal_fraction=1.5)
+  with pytest.raises(ValueError, match="chunk_size"):
+    simulate_susy(jax.random.key(0), 10, chunk_size=0)
   with pytest.raises(TypeError):
     simulate_susy(jax.random.key(0), 10, no_such_parameter=1.0)
   with pytest.raises(ValueError, match="production"):

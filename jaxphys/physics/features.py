@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics.kinematics import boost, delta_phi, from_pt_eta_phi
 from jaxphys.physics.mt2 import mt2
 
@@ -18,22 +19,23 @@ __all__ = ["met_rel", "axial_met", "razor_mr", "razor_mtr", "razor_r", "super_ra
 
 
 def _vec2(pt, phi):
-  return jnp.stack([pt * jnp.cos(phi), pt * jnp.sin(phi)], -1)
+  sin, cos = sincos(phi)
+  return jnp.stack([pt * cos, pt * sin], -1)
 
 
 def met_rel(lep1, lep2, met):
   """MET_rel: MET * sin(dphi_min) if the nearest lepton is within pi/2 in azimuth, else MET. ``(...)`` GeV."""
   dphi = jnp.minimum(jnp.abs(delta_phi(met[..., 1], lep1[..., 2])),
                      jnp.abs(delta_phi(met[..., 1], lep2[..., 2])))
-  return jnp.where(dphi < jnp.pi / 2, met[..., 0] * jnp.sin(dphi), met[..., 0])
+  return jnp.where(dphi < jnp.pi / 2, met[..., 0] * sincos(dphi)[0], met[..., 0])
 
 
 def axial_met(lep1, lep2, met):
   """Axial MET: -MET cos(dphi(pT_ll, MET)); positive when the MET opposes the dilepton
   system (the sign convention of SUSY_PHYSICS.md, not confirmed by the paper). ``(...)`` GeV."""
   pll = _vec2(lep1[..., 0], lep1[..., 2]) + _vec2(lep2[..., 0], lep2[..., 2])
-  phi_ll = jnp.arctan2(pll[..., 1], pll[..., 0])
-  return -met[..., 0] * jnp.cos(delta_phi(phi_ll, met[..., 1]))
+  phi_ll = arctan2(pll[..., 1], pll[..., 0])
+  return -met[..., 0] * sincos(phi_ll - met[..., 1])[1]
 
 
 def razor_mr(lep1, lep2):
@@ -80,7 +82,7 @@ def super_razor(lep1, lep2, met):
   q2 = from_pt_eta_phi(pt2, eta2 - y, phi2)
   e_ll = q1[..., 0] + q2[..., 0]
   p_ll = q1[..., 1:3] + q2[..., 1:3]
-  m2_ll = 2 * pt1 * pt2 * (jnp.cosh(eta1 - eta2) - jnp.cos(phi1 - phi2))
+  m2_ll = 2 * pt1 * pt2 * (jnp.cosh(eta1 - eta2) - sincos(phi1 - phi2)[1])
   # 2-3. pT_CM and s_R = (E_ll + E_inv)^2 - |pT_CM|^2 with E_inv = sqrt(m_ll^2 + MET^2).
   met_vec = _vec2(met[..., 0], met[..., 1])
   pt_cm = p_ll + met_vec
@@ -92,8 +94,8 @@ def super_razor(lep1, lep2, met):
   r1, r2 = boost(q1, beta_r3), boost(q2, beta_r3)
   # 5. Azimuth between the dilepton system in the R frame and the boost.
   pll_r = r1[..., 1:3] + r2[..., 1:3]
-  dphi = jnp.abs(delta_phi(jnp.arctan2(pll_r[..., 1], pll_r[..., 0]),
-                           jnp.arctan2(beta_r[..., 1], beta_r[..., 0])))
+  dphi = jnp.abs(delta_phi(arctan2(pll_r[..., 1], pll_r[..., 0]),
+                           arctan2(beta_r[..., 1], beta_r[..., 0])))
   # 6-7. Both leptons have energy M_Delta_R / 2 in their approximate parent frames.
   u1, u2 = r1[..., 1:] / r1[..., :1], r2[..., 1:] / r2[..., :1]
   m_delta = jnp.sqrt(r1[..., 0] * r2[..., 0]) * jnp.linalg.norm(u1 + u2, axis=-1)

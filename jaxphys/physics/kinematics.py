@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxphys.physics._trig import arctan2, sincos
+
 __all__ = ["from_pt_eta_phi", "to_pt_eta_phi", "boost", "invariant_mass", "wrap_angle",
            "delta_phi", "transverse"]
 
 
 def from_pt_eta_phi(pt, eta, phi) -> jnp.ndarray:
   """Massless four-vectors ``(..., 4)`` from ``pT`` (GeV), ``eta`` and ``phi`` (rad), each ``(...)``."""
-  return jnp.stack([pt * jnp.cosh(eta), pt * jnp.cos(phi), pt * jnp.sin(phi), pt * jnp.sinh(eta)], -1)
+  sin, cos = sincos(phi)
+  return jnp.stack([pt * jnp.cosh(eta), pt * cos, pt * sin, pt * jnp.sinh(eta)], -1)
 
 
 def to_pt_eta_phi(p):
   """``(pT, eta, phi)``, each ``(...)``, of four-vectors ``(..., 4)``."""
   pt = jnp.hypot(p[..., 1], p[..., 2])
-  return pt, jnp.arcsinh(p[..., 3] / pt), jnp.arctan2(p[..., 2], p[..., 1])
+  return pt, jnp.arcsinh(p[..., 3] / pt), arctan2(p[..., 2], p[..., 1])
 
 
 def boost(p, beta) -> jnp.ndarray:
