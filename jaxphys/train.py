@@ -18,6 +18,11 @@ and nothing recompiles), and per-step metrics are summed on the device, so the h
 waits only once per epoch. A state whose leaves carry a leading axis of ``K`` runs
 (:func:`create_train_states`) trains all runs as one vmapped program: different
 seeds, regularisation strengths or (with ``optax.inject_hyperparams``) learning rates.
+
+Data parallelism is the same code on one device or many: ``fit`` and ``evaluate``
+take a :class:`jax.sharding.Mesh` with a ``"batch"`` axis (default: every local device
+that divides the batch, :func:`data_parallel_mesh`); the data and the state are
+replicated, each batch is split over the mesh, and XLA inserts the gradient all-reduce.
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxphys import metrics as _metrics
 
 __all__ = [
     "TrainState", "create_train_state", "create_train_states", "classification_metrics",
-    "make_train_step", "make_eval_step", "fit", "evaluate", "predict",
+    "make_train_step", "make_eval_step", "fit", "evaluate", "predict", "data_parallel_mesh",
 ]
 
 PyTree = Any
@@ -289,7 +295,7 @@ def _check_data(x, y, batch_size: int, what: str = "data"):
   return n
 
 
-def _train_runner(train_step, n, batch_size, num_runs, loop):
+def _train_runner(train_step, n, batch_size, num_runs, loop, split):
   num_batches = -(-n // batch_size)
 
   def plan_fn(key):
@@ -300,19 +306,19 @@ def _train_runner(train_step, n, batch_size, num_runs, loop):
   def batch_fn(state, sums, x, y, plan, b):
     idx, w, keys = plan
     i, wb = idx[b], w[b]
-    state, m = train_step(state, {"x": x[i], "y": y[i], "weight": wb}, keys[b])
+    state, m = train_step(state, split({"x": x[i], "y": y[i], "weight": wb}), keys[b])
     return state, (m if sums is None else _accumulate(sums, m, jnp.sum(wb)))
 
   return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=True)
 
 
-def _eval_runner(eval_step, n, batch_size, num_runs, loop):
+def _eval_runner(eval_step, n, batch_size, num_runs, loop, split):
   num_batches = -(-n // batch_size)
 
   def batch_fn(params, sums, x, y, plan, b):
     idx, w = plan
     i, wb = idx[b], w[b]
-    m = eval_step(params, {"x": x[i], "y": y[i], "weight": wb})
+    m = eval_step(params, split({"x": x[i], "y": y[i], "weight": wb}))
     return params, (m if sums is None else _accumulate(sums, m, jnp.sum(wb)))
 
   # Evaluation visits examples in order; the runner passes the params where training
@@ -321,16 +327,67 @@ def _eval_runner(eval_step, n, batch_size, num_runs, loop):
   return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=False)
 
 
+# ------------------------------------------------------------------ data parallelism
+
+
+def data_parallel_mesh(devices=None, batch_size: Optional[int] = None) -> Mesh:
+  """A one-axis mesh named ``"batch"`` over ``devices`` (default: ``jax.local_devices()``).
+
+  With ``batch_size``, only the first ``d`` devices, ``d`` the largest count that
+  divides ``batch_size``. Multi-host: call ``jax.distributed.initialize()`` in every
+  process, load the same data in each, and pass ``data_parallel_mesh(jax.devices())``
+  to :func:`fit`; the data and state are then replicated on every host's devices.
+  """
+  devices = list(jax.local_devices() if devices is None else devices)
+  if not devices:
+    raise ValueError("data_parallel_mesh: no devices")
+  if batch_size is not None:
+    devices = devices[:max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)]
+  return Mesh(np.array(devices), ("batch",))
+
+
+def _placement(mesh: Optional[Mesh], *batch_sizes: int):
+  """``(replicate, split)`` for ``mesh``: ``replicate(tree)`` puts arrays on every device,
+  ``split(tree)`` (inside compiled code) constrains a batch's leading axis to the mesh."""
+  if mesh is None:
+    mesh = data_parallel_mesh(batch_size=math.gcd(*batch_sizes))
+  if "batch" not in mesh.axis_names:
+    raise ValueError(f"mesh needs an axis named 'batch', got axes {mesh.axis_names}")
+  parts = mesh.shape["batch"]
+  for b in batch_sizes:
+    if b % parts:
+      raise ValueError(f"batch size {b} is not divisible by the {parts} devices of the mesh's 'batch' axis")
+  replicated = NamedSharding(mesh, PartitionSpec())
+  batch = NamedSharding(mesh, PartitionSpec("batch"))
+
+  def put(a):
+    if mesh.is_multi_process:  # every process holds all of ``a``; build the global array
+      if jax.dtypes.issubdtype(jnp.result_type(a), jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(put(jax.random.key_data(a)), impl=jax.random.key_impl(a))
+      return jax.make_array_from_callback(np.shape(a), replicated, lambda idx: np.asarray(a)[idx])
+    return jax.device_put(a, replicated)
+
+  def replicate(tree):
+    return jax.tree_util.tree_map(put, tree)
+
+  def split(tree):
+    return jax.tree_util.tree_map(lambda a: jax.lax.with_sharding_constraint(a, batch), tree)
+
+  return replicate, split
+
+
 def evaluate(eval_step: Callable, params: PyTree, x, y, *, batch_size: int = 1024,
-             num_runs: Optional[int] = None, loop: str = "auto") -> dict:
+             num_runs: Optional[int] = None, loop: str = "auto", mesh: Optional[Mesh] = None) -> dict:
   """Metrics of ``eval_step`` (see :func:`make_eval_step`) averaged over ``(x, y)``.
 
   ``x``: ``(n, ...)``, ``y``: ``(n, ...)``. With ``num_runs=K``, ``params`` carry a
   leading axis of K runs and each metric is a ``(K,)`` array; otherwise a float.
+  ``mesh``: see :func:`fit`.
   """
   n = _check_data(x, y, batch_size, "evaluate")
-  runner = _eval_runner(eval_step, n, batch_size, num_runs, loop)
-  x, y = jax.device_put((x, y))
+  replicate, split = _placement(mesh, batch_size)
+  runner = _eval_runner(eval_step, n, batch_size, num_runs, loop, split)
+  x, y, params = replicate((x, y, params))
   _, sums = runner(params, x, y, params)
   return {k: (float(v) if num_runs is None else v) for k, v in _means(sums).items()}
 
@@ -352,7 +409,7 @@ def predict(apply_fn: Callable, params: PyTree, x, *, batch_size: int = 1024) ->
 def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batch_size: int,
         eval_step: Optional[Callable] = None, eval_data=None, eval_batch_size: int = 1024,
         loop: str = "auto", initial_epoch: int = 0, progress: bool = True,
-        callback: Optional[Callable] = None) -> tuple[TrainState, dict]:
+        callback: Optional[Callable] = None, mesh: Optional[Mesh] = None) -> tuple[TrainState, dict]:
   """Trains ``state`` for epochs ``initial_epoch .. epochs - 1`` over ``(x, y)``.
 
   The data go to the device once. Epoch ``e`` shuffles with ``fold_in(key, e)``, so a
@@ -375,6 +432,9 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
       convolutional models on CPU, where it is much faster, else ``"scan"``).
     progress: show a progress bar (stderr) with loss and accuracy.
     callback: ``callback(epoch, state, history)`` after every epoch.
+    mesh: data parallelism: a mesh with a ``"batch"`` axis whose size divides
+      ``batch_size`` and ``eval_batch_size``; default :func:`data_parallel_mesh` over the
+      local devices that divide both (one CPU: no parallelism, the same code).
 
   Returns:
     ``(state, history)``; ``history`` maps ``train_<metric>`` and ``eval_<metric>`` to
@@ -389,19 +449,21 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   keys = key
   if num_runs is not None:
     keys = key if _is_key_batch(key) else jax.random.split(key, num_runs)
-  x, y = jax.device_put((x, y))
-  runner = _train_runner(train_step, n, batch_size, num_runs, loop)
+  if eval_data is not None and eval_step is None:
+    raise ValueError("eval_data needs eval_step (see make_eval_step)")
+  replicate, split = _placement(mesh, batch_size, *([eval_batch_size] if eval_data is not None else []))
+  x, y = replicate((x, y))
+  runner = _train_runner(train_step, n, batch_size, num_runs, loop, split)
   evaluator = None
   if eval_data is not None:
-    if eval_step is None:
-      raise ValueError("eval_data needs eval_step (see make_eval_step)")
     x_eval, y_eval = eval_data
     _check_data(x_eval, y_eval, eval_batch_size, "eval_data")
-    x_eval, y_eval = jax.device_put((x_eval, y_eval))
-    evaluator = _eval_runner(eval_step, len(x_eval), eval_batch_size, num_runs, loop)
+    x_eval, y_eval = replicate((x_eval, y_eval))
+    evaluator = _eval_runner(eval_step, len(x_eval), eval_batch_size, num_runs, loop, split)
 
   fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)) if num_runs else jax.random.fold_in)
-  state = jax.tree_util.tree_map(jnp.copy, state)  # the runner donates its input
+  state = replicate(jax.tree_util.tree_map(jnp.copy, state))  # the runner donates its input
+  keys = replicate(keys)
   runner.compile(state, x, y, fold(keys, initial_epoch))
   if evaluator is not None:
     evaluator.compile(state.params, x_eval, y_eval, state.params)

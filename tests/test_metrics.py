@@ -126,6 +126,20 @@ def test_degenerate_inputs_documented_behaviour():
   assert float(jp.fpr(np.ones(5, int), c)) == 0.0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_eager_roc_points_equal_the_compiled_ones(dtype):
+  # Concrete CPU inputs sort in NumPy (packed 64-bit words); traced ones in XLA.
+  rng = np.random.default_rng(3)
+  s = np.round(rng.normal(size=3000) * 3, 1).astype(dtype)
+  s[:5], s[5:10], s[10], s[11] = -0.0, 0.0, np.inf, -np.inf
+  y = rng.integers(0, 2, 3000)
+  eager, compiled = jp.metrics._roc_points_eager(y, s), jax.device_get(jax.jit(jp.roc_points)(y, s))
+  for a, b in zip(eager, compiled):
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(jp.roc_auc(y, s), jax.jit(jp.roc_auc)(y, s), atol=1e-6)
+
+
 def test_roc_points_fixed_size():
   y, s = _binary(8, n=300)
   fps, tps, thr, last = jax.jit(jp.roc_points)(y, s)
