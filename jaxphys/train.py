@@ -164,13 +164,13 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable,
 # ----------------------------------------------------------------------------- epochs
 
 
-def _batch_plan(key, n: int, batch_size: int):
+def _batch_plan(order, n: int, batch_size: int):
   """``(num_batches, batch_size)`` example indices and 0/1 weights; last batch padded.
 
-  Shuffled when ``key`` is given, in order otherwise.
+  ``order``: ``(n,)`` the examples' order, or None for ``0 .. n - 1``.
   """
   num_batches = -(-n // batch_size)
-  order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
+  order = jnp.arange(n) if order is None else order
   total = num_batches * batch_size
   idx = jnp.pad(order, (0, total - n)).reshape(num_batches, batch_size)
   weight = (jnp.arange(total) < n).astype(jnp.float32).reshape(num_batches, batch_size)
@@ -298,10 +298,10 @@ def _check_data(x, y, batch_size: int, what: str = "data"):
 def _train_runner(train_step, n, batch_size, num_runs, loop, split):
   num_batches = -(-n // batch_size)
 
-  def plan_fn(key):
-    perm_key, step_key = jax.random.split(key)
-    idx, w = _batch_plan(perm_key, n, batch_size)
-    return idx, w, jax.random.split(step_key, num_batches)
+  def plan_fn(key_and_order):  # the epoch's key and shuffle (see _shuffle)
+    key, order = key_and_order
+    idx, w = _batch_plan(order, n, batch_size)
+    return idx, w, jax.random.split(jax.random.split(key)[1], num_batches)
 
   def batch_fn(state, sums, x, y, plan, b):
     idx, w, keys = plan
@@ -464,14 +464,15 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)) if num_runs else jax.random.fold_in)
   state = replicate(jax.tree_util.tree_map(jnp.copy, state))  # the runner donates its input
   keys = replicate(keys)
-  runner.compile(state, x, y, fold(keys, initial_epoch))
+  plan = lambda epoch: replicate((fold(keys, epoch), _shuffle(fold(keys, epoch), n)))
+  runner.compile(state, x, y, plan(initial_epoch))
   if evaluator is not None:
     evaluator.compile(state.params, x_eval, y_eval, state.params)
   history: dict[str, list] = {}
   bar = _progress(range(initial_epoch, epochs), progress)
   for epoch in bar:
     start = time.perf_counter()
-    state, sums = runner(state, x, y, fold(keys, epoch))
+    state, sums = runner(state, x, y, plan(epoch))
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
     record = {f"train_{k}": v for k, v in _means(sums).items()}
@@ -490,6 +491,25 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   out["compile_seconds"] = runner.compile_seconds + (evaluator.compile_seconds if evaluator else 0.0)
   out["loop"] = runner.loop
   return state, out
+
+
+def _shuffle(key, n: int) -> np.ndarray:
+  """The epoch's order of ``n`` examples: ``jax.random.permutation(split(key)[0], n)``,
+  ``(n,)`` (``(K, n)`` for a batch of K keys), computed on the host.
+
+  Bit for bit the same rounds of stable sorts by fresh 32-bit random words as
+  ``jax.random.permutation`` (checked in ``tests/test_train.py``), with NumPy's sort:
+  XLA's CPU sort of a key with a payload is 5 to 9x slower (800,000 examples: 93 ms
+  against 499 ms; eight vmapped runs: 4.6 s per epoch).
+  """
+  if _is_key_batch(key):
+    return np.stack([_shuffle(k, n) for k in key])
+  order = np.arange(n, dtype=np.int32)
+  key = jax.random.split(key)[0]
+  for _ in range(int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))):
+    key, sub = jax.random.split(key)
+    order = order[np.argsort(np.asarray(jax.random.bits(sub, (n,), jnp.uint32)), kind="stable")]
+  return order
 
 
 def _is_key_batch(key) -> bool:

@@ -195,3 +195,14 @@ def test_auto_loop_uses_python_dispatch_for_convolutions_on_cpu():
     _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=1, batch_size=16,
                      progress=False)
     assert hist["loop"] == (expected if jax.default_backend() == "cpu" else "scan")
+
+
+@pytest.mark.parametrize("n", [1, 2, 999, 60_000, 100_001])
+def test_host_shuffle_is_jax_random_permutation(n):
+  # fit shuffles on the host for speed; the order must stay jax.random.permutation's.
+  key = jax.random.key(n)
+  expected = jax.random.permutation(jax.random.split(key)[0], n)
+  np.testing.assert_array_equal(jp.train._shuffle(key, n), expected)
+  keys = jax.random.split(key, 3)
+  batch = jax.vmap(lambda k: jax.random.permutation(jax.random.split(k)[0], n))(keys)
+  np.testing.assert_array_equal(jp.train._shuffle(keys, n), batch)
