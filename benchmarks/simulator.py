@@ -12,7 +12,6 @@ import platform
 import time
 
 import jax
-import numpy as np
 
 from jaxphys.physics import simulate_susy
 

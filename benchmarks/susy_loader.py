@@ -75,11 +75,9 @@ def main(argv=None):
         f.write(block)
     print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - start:.0f} s")
   ours = _run(path, "jaxphys", args.rows)
-  pandas = None
-  try:
-    import pandas  # noqa: F401  (only to know whether the baseline can run)
-    pandas = _run(path, "pandas", args.rows)
-  except ImportError:
+  import importlib.util
+  pandas = _run(path, "pandas", args.rows) if importlib.util.find_spec("pandas") else None
+  if pandas is None:
     print("pandas is not installed: no pandas.read_csv baseline")
   base = _run(path, "loadtxt", args.baseline_rows)
   ours_rate = ours["rows"] / ours["seconds"]

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -31,6 +29,8 @@ import jaxphys as jp
 from jaxphys import augment, checkpoint, data, plots
 from jaxphys import _cli
 from jaxphys._io import write_json
+from jaxphys.checkpoint import Checkpointer
+from jaxphys.errors import TrainingDiverged
 
 
 @dataclasses.dataclass
@@ -48,6 +48,7 @@ class Config:
   dropout: float = 0.0  # MLP only
   seed: int = 0
   max_train: Optional[int] = None  # use only the first N training images (shuffled)
+  checkpoint_every: int = 0  # epochs between Orbax checkpoints in workdir/checkpoints (0: none)
   data_dir: Optional[str] = None  # see jaxphys.data.load_mnist for the other sources
 
 
@@ -116,11 +117,15 @@ def _optimizer(config: Config, steps_per_epoch: int):
 
 
 def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None,
-                       quiet: bool = False) -> dict:
+                       quiet: bool = False, resume: bool = False) -> dict:
   """Trains ``config`` on its dataset, evaluates on the test set, writes ``workdir``.
 
   ``dataset``: an already loaded :class:`~jaxphys.data.ImageDataset` (the ladder loads
-  once); by default ``config.dataset`` is loaded from ``config.data_dir``.
+  once); by default ``config.dataset`` is loaded from ``config.data_dir``. ``resume``:
+  continue from the latest checkpoint in ``workdir/checkpoints`` (written with
+  ``config.checkpoint_every``); the result equals an uninterrupted run's. A diverging
+  run writes ``results.json`` with its ``failure`` and raises
+  :class:`~jaxphys.errors.TrainingDiverged`.
   """
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -142,10 +147,21 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
   step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx,
                             regularizer=jp.l2 if config.l2 else None, augment=aug)
   evals = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
+  checkpointer = None
+  if config.checkpoint_every or resume:
+    checkpointer = Checkpointer(workdir / "checkpoints", every=config.checkpoint_every or config.epochs,
+                                keep=2, best_metric="eval_accuracy", best_mode="max")
   start = time.perf_counter()
-  state, hist = jp.fit(state, step, x, y, key=fit_key, epochs=config.epochs,
-                       batch_size=config.batch_size, eval_step=evals, eval_data=(x_test, y_test),
-                       progress=not quiet)
+  try:
+    state, hist = jp.fit(state, step, x, y, key=fit_key, epochs=config.epochs,
+                         batch_size=config.batch_size, eval_step=evals, eval_data=(x_test, y_test),
+                         progress=not quiet, checkpointer=checkpointer, resume=resume)
+  except TrainingDiverged as e:
+    write_json(workdir / "results.json", {
+        "failure": str(e), "epoch": e.epoch, "step": e.step, "config": dataclasses.asdict(config),
+        "history": {k: np.asarray(v).tolist() for k, v in e.history.items()},
+        "environment": _cli.environment()})
+    raise
   wall = time.perf_counter() - start
 
   logits = jax.jit(lambda p, xs: jp.predict(model.apply, p, xs, batch_size=1000))(state.params, x_test)
@@ -177,9 +193,7 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
       },
       "confusion_matrix": cm.tolist(),
       "data_source": ds.source,
-      "environment": {"jax": jax.__version__, "jaxphys": jp.__version__,
-                      "python": platform.python_version(), "device": str(jax.devices()[0]),
-                      "machine": platform.machine(), "command": shlex.join(sys.argv)},
+      "environment": _cli.environment(),
   }
   name = f"{_label(config.model, config.augmentation)} on {ds.name}"
   checkpoint.save_params(workdir / "params.msgpack", state.params)
@@ -249,6 +263,10 @@ def parse_args(argv=None):
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--max-train", type=int, help="train on this many images only")
   ap.add_argument("--no-download", action="store_true", help="never download data")
+  ap.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                  help="write a checkpoint every N epochs and at the end (default: none)")
+  ap.add_argument("--resume", action="store_true",
+                  help="continue from the latest checkpoint in --out (same seed and settings)")
   ap.add_argument("--out", required=True, help="output directory")
   ap.add_argument("--quiet", action="store_true", help="print nothing to stdout")
   ap.add_argument("--debug", action="store_true", help="show the traceback of an input error")
@@ -268,9 +286,10 @@ def main(argv=None) -> list[dict]:
   for model, aug in rungs:
     config = get_config(model, dataset=args.dataset, augmentation=aug, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, l2=args.l2, seed=args.seed,
-                        max_train=args.max_train, data_dir=args.data_dir)
+                        max_train=args.max_train, data_dir=args.data_dir,
+                        checkpoint_every=args.checkpoint_every)
     workdir = out / f"{model}_{config.augmentation}" if args.model is None else out
-    r = train_and_evaluate(config, workdir, dataset=ds, quiet=args.quiet)
+    r = train_and_evaluate(config, workdir, dataset=ds, quiet=args.quiet, resume=args.resume)
     say(f"{_label(model, config.augmentation)}: test accuracy {r['test_accuracy']:.4f} "
         f"({r['wall_seconds']:.0f} s, {r['images_per_second']:,.0f} images/s) -> {workdir}")
     rows.append(r)

@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -41,6 +38,8 @@ import jaxphys as jp
 from jaxphys import data, physics, plots
 from jaxphys import _cli
 from jaxphys._io import write_json
+from jaxphys.checkpoint import Checkpointer
+from jaxphys.errors import TrainingDiverged
 
 MODELS = ("logreg", "trees", "shallow", "deep", "modern")
 FEATURES = ("low", "high", "all")
@@ -93,6 +92,7 @@ class Config:
   dropout: Optional[float] = None  # for "modern"; None: its default (0)
   tree_rounds: int = 300
   tree_threads: int = 0  # LightGBM threads (0: its default)
+  checkpoint_every: int = 0  # epochs between network checkpoints in workdir/checkpoints (0: none)
 
 
 def load_data(config: Config, key) -> dict:
@@ -135,8 +135,11 @@ def build_network(name: str, config: Config) -> tuple[Network, object]:
   return net, jp.MLP(features=(*net.hidden, 1), activation=net.activation, dropout=net.dropout)
 
 
-def train_network(name: str, config: Config, splits: dict, key, quiet: bool) -> tuple[np.ndarray, dict]:
-  """``config.seeds`` runs trained as one vmapped run; test scores ``(seeds, n_test)``."""
+def train_network(name: str, config: Config, splits: dict, key, quiet: bool,
+                  checkpointer=None, resume: bool = False) -> tuple[np.ndarray, dict]:
+  """``config.seeds`` runs trained as one vmapped run; test scores ``(seeds, n_test)``.
+  With a :class:`~jaxphys.checkpoint.Checkpointer`, checkpointed and (``resume``)
+  continued from its latest checkpoint."""
   net, model = build_network(name, config)
   (x, y), valid, (x_test, _) = splits["train"], splits["valid"], splits["test"]
   tx = _optimizer(net, net.epochs * -(-len(x) // config.batch_size))
@@ -149,7 +152,7 @@ def train_network(name: str, config: Config, splits: dict, key, quiet: bool) -> 
   evals = jp.make_eval_step(model.apply, jp.binary_cross_entropy)
   state, hist = jp.fit(state, step, x, y, key=fit_key, epochs=net.epochs,
                        batch_size=config.batch_size, eval_step=evals, eval_data=valid,
-                       progress=not quiet)
+                       progress=not quiet, checkpointer=checkpointer, resume=resume)
   logits = jax.jit(jax.vmap(lambda p: jp.predict(model.apply, p, x_test, batch_size=4096)))(state.params)
   info = {"network": dataclasses.asdict(net), "compile_seconds": hist["compile_seconds"],
           "train_seconds": float(np.sum(hist["epoch_seconds"])),
@@ -194,8 +197,15 @@ def summarise(y, scores) -> dict:
               "values": [float(r[k]) for r in per_run]} for k in per_run[0]}
 
 
-def train_and_evaluate(config: Config, workdir, quiet: bool = False) -> dict:
-  """Trains every model on every feature set, evaluates on the test split, writes ``workdir``."""
+def train_and_evaluate(config: Config, workdir, quiet: bool = False, resume: bool = False) -> dict:
+  """Trains every model on every feature set, evaluates on the test split, writes ``workdir``.
+
+  Networks are checkpointed every ``config.checkpoint_every`` epochs in
+  ``workdir/checkpoints/<model>_<features>``; ``resume`` continues each from its latest
+  checkpoint (a finished one is only evaluated again). A diverging network writes
+  ``results.json`` with its ``failure`` and raises
+  :class:`~jaxphys.errors.TrainingDiverged`.
+  """
   unknown = set(config.models) - set(MODELS) | set(config.features) - set(FEATURES)
   if unknown:
     raise ValueError(f"unknown models or feature sets: {', '.join(sorted(unknown))}")
@@ -223,7 +233,17 @@ def train_and_evaluate(config: Config, workdir, quiet: bool = False) -> dict:
       if name == "trees":
         scores, info = train_trees(config, {s: (splits[s][0][:, columns], splits[s][1]) for s in splits}, key)
       else:
-        scores, info = train_network(name, config, std, key, quiet)
+        ckpt = None
+        if config.checkpoint_every or resume:
+          ckpt = Checkpointer(workdir / "checkpoints" / f"{name}_{fs}", keep=2,
+                              every=config.checkpoint_every or 10 ** 9)
+        try:
+          scores, info = train_network(name, config, std, key, quiet, ckpt, resume)
+        except TrainingDiverged as e:
+          write_json(workdir / "results.json", {
+              "failure": str(e), "model": name, "features": fs, "epoch": e.epoch, "step": e.step,
+              "config": dataclasses.asdict(config), "environment": _cli.environment()})
+          raise
       info["wall_seconds"] = time.perf_counter() - start
       summary = summarise(y_test, scores)
       for metric, value in summary.items():
@@ -243,9 +263,7 @@ def train_and_evaluate(config: Config, workdir, quiet: bool = False) -> dict:
           "max over cuts on the output of the Asimov discovery significance (Cowan et al. 2011) "
           "with s = 100 * signal efficiency, b = 1000 * background efficiency, sigma_b = 0.05 b"),
       "models": details, "published_auc": PUBLISHED, "checks": _checks(metrics["auc"]),
-      "environment": {"jax": jax.__version__, "jaxphys": jp.__version__,
-                      "python": platform.python_version(), "device": str(jax.devices()[0]),
-                      "command": shlex.join(sys.argv)},
+      "environment": _cli.environment(),
   }
   for fs, c in curves.items():
     plots.save_roc_curves(workdir / f"roc_{fs}.png", c, title=f"SUSY, {fs} features (seed 0 of each model)")
@@ -304,6 +322,10 @@ def parse_args(argv=None):
   ap.add_argument("--logreg-penalty", choices=("l2", "l1"), default="l2")
   ap.add_argument("--dropout", type=float, help="dropout rate of the modern network")
   ap.add_argument("--tree-rounds", type=int, default=300, help="maximum boosting rounds")
+  ap.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                  help="checkpoint each network every N epochs and at its end (default: none)")
+  ap.add_argument("--resume", action="store_true",
+                  help="continue from the checkpoints in --out (same seed and settings)")
   ap.add_argument("--out", required=True, help="output directory")
   ap.add_argument("--quiet", action="store_true", help="print nothing to stdout")
   ap.add_argument("--debug", action="store_true", help="show the traceback of an input error")
@@ -316,8 +338,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                   models=tuple(args.models), features=tuple(args.features), seeds=args.seeds,
                   seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                   max_train=args.max_train, logreg_penalty=args.logreg_penalty,
-                  dropout=args.dropout, tree_rounds=args.tree_rounds)
-  return train_and_evaluate(config, args.out, quiet=args.quiet)
+                  dropout=args.dropout, tree_rounds=args.tree_rounds,
+                  checkpoint_every=args.checkpoint_every)
+  return train_and_evaluate(config, args.out, quiet=args.quiet, resume=args.resume)
 
 
 if __name__ == "__main__":

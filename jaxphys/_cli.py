@@ -1,7 +1,11 @@
-"""The command-line contract of the experiments: bad input is one line on stderr and exit code 2."""
+"""The command-line contract of the experiments: bad input is one line on stderr and exit
+code 2; results record the software and the device they came from."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
+import shlex
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -24,3 +28,13 @@ def run(main: Callable, argv: Optional[Sequence[str]] = None) -> int:
     print(f"error: {message[0] if message else type(e).__name__}", file=sys.stderr)
     return 2
   return 0
+
+
+def environment() -> dict:
+  """The versions, device and command line of this run, for a results file."""
+  import jax
+
+  versions = {name: importlib.metadata.version(name)
+              for name in ("jax", "jaxlib", "flax", "optax", "numpy", "jaxphys")}
+  return {**versions, "python": platform.python_version(), "device": str(jax.devices()[0]),
+          "machine": platform.machine(), "command": shlex.join(sys.argv)}

@@ -17,7 +17,7 @@ counter-clockwise as displayed (rows downwards).
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import jax
 import jax.numpy as jnp

@@ -1,13 +1,19 @@
-"""Parameter checkpoints through Flax serialisation (msgpack: no pickle, no code run).
+"""Checkpoints: training checkpoints through Orbax, parameter files through Flax.
 
-Files are written atomically; loading checks the stored tree against the expected
-structure and shapes and fails with a one-line :class:`~jaxphys.errors.DataError`.
+:class:`Checkpointer` keeps training resumable: the full state (parameters, optimiser
+state, step), the run's PRNG key, the number of epochs done (the data order is a
+function of key and epoch) and the metric history, every N epochs, the last K and the
+best by a metric. :func:`save_params` / :func:`load_params` write one parameter pytree
+as msgpack. Neither uses pickle; both are atomic, and loading checks what was stored
+against the expected structure and shapes, failing with a one-line
+:class:`~jaxphys.errors.DataError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -16,7 +22,7 @@ from flax import serialization
 from jaxphys._io import atomic_write_bytes
 from jaxphys.errors import DataError
 
-__all__ = ["save_params", "load_params"]
+__all__ = ["Checkpointer", "save_params", "load_params"]
 
 
 def save_params(path, params: Any) -> Path:
@@ -41,8 +47,121 @@ def load_params(path, target: Any) -> Any:
     restored = serialization.from_state_dict(target, state)
   except (ValueError, KeyError, TypeError) as e:
     raise DataError(f"{path}: checkpoint does not match the model ({str(e).splitlines()[0]})") from None
+  _check_shapes(str(path), restored, target)
+  return restored
+
+
+def _check_shapes(where: str, restored: Any, target: Any) -> None:
   for (kp, a), b in zip(jax.tree_util.tree_leaves_with_path(restored), jax.tree_util.tree_leaves(target)):
     if np.shape(a) != np.shape(b):
-      raise DataError(f"{path}: parameter {jax.tree_util.keystr(kp)} has shape {np.shape(a)}, "
+      raise DataError(f"{where}: parameter {jax.tree_util.keystr(kp)} has shape {np.shape(a)}, "
                       f"the model expects {np.shape(b)}")
-  return restored
+
+
+def _digest(tree: Any) -> str:
+  """SHA-256 of the leaves of ``tree`` (dtype, shape and bytes, in tree order)."""
+  h = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(tree):
+    a = np.ascontiguousarray(leaf)
+    h.update(f"{a.dtype}{a.shape}".encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
+
+
+class Checkpointer:
+  """Periodic, atomic training checkpoints in ``directory`` through Orbax.
+
+  A checkpoint is labelled by the number of epochs done and holds the
+  :class:`~jaxphys.train.TrainState`, the PRNG key given to :func:`~jaxphys.fit`, and
+  a JSON record of the epochs done, the metric history and a SHA-256 digest of the
+  state. Orbax writes each into a temporary directory and renames it when complete, so
+  a crash mid-write never leaves one that loads; the digest makes a damaged or edited
+  checkpoint an error, never silently different numbers. ``fit(..., checkpointer=c)`` saves after every ``every`` epochs and
+  after the last; ``fit(..., checkpointer=c, resume=True)`` continues from the latest.
+
+  Args:
+    directory: where checkpoints live (created if needed).
+    every: epochs between checkpoints.
+    keep: how many of the latest to keep.
+    best_metric: a history key (e.g. ``"eval_loss"``): the best checkpoint by it is kept
+      as well (mean over runs); ``best_mode`` ``"min"`` or ``"max"``.
+  """
+
+  def __init__(self, directory, *, every: int = 1, keep: int = 2, best_metric: Optional[str] = None,
+               best_mode: str = "min"):
+    import orbax.checkpoint as ocp
+    from orbax.checkpoint import checkpoint_managers as policies
+
+    if int(every) < 1 or int(keep) < 1:
+      raise ValueError(f"Checkpointer: every and keep must be positive, got every={every}, keep={keep}")
+    if best_mode not in ("min", "max"):
+      raise ValueError(f"Checkpointer: best_mode must be 'min' or 'max', got {best_mode!r}")
+    self.directory, self.every, self.best_metric = Path(directory).absolute(), int(every), best_metric
+    keepers = [policies.LatestN(int(keep))]
+    if best_metric is not None:
+      keepers.append(policies.BestN(get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1))
+    self._ocp = ocp
+    self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+        enable_async_checkpointing=False, create=True, cleanup_tmp_directories=True,
+        preservation_policy=policies.AnyPreservationPolicy(keepers)))
+
+  def latest_epoch(self) -> Optional[int]:
+    """Epochs done in the latest complete checkpoint, or None."""
+    return self._manager.latest_step()
+
+  def all_epochs(self) -> list:
+    """Epochs done of every kept checkpoint, ascending."""
+    return sorted(self._manager.all_steps())
+
+  def save(self, epochs_done: int, state, key, history: dict) -> None:
+    """Writes the checkpoint after ``epochs_done`` epochs (replacing none: labels are unique)."""
+    ocp = self._ocp
+    state = jax.device_get(state)
+    record = {"epochs_done": int(epochs_done), "sha256": _digest(state),
+              "history": {k: np.asarray(v).tolist() for k, v in history.items()}}
+    metrics = None
+    if self.best_metric is not None and self.best_metric in history:
+      metrics = {self.best_metric: float(np.mean(np.asarray(history[self.best_metric])[-1]))}
+    self._manager.save(int(epochs_done), metrics=metrics, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        key=ocp.args.StandardSave(np.asarray(jax.random.key_data(key))),
+        record=ocp.args.JsonSave(record)))
+    self._manager.wait_until_finished()
+
+  def restore(self, state, key, epochs_done: Optional[int] = None):
+    """The checkpoint after ``epochs_done`` epochs (default: the latest) as
+    ``(epochs_done, state, history)``, shaped like ``state``; None if there is none.
+
+    Raises:
+      DataError: the checkpoint cannot be read, was written for another model shape or
+        optimiser, or with another key (seed).
+    """
+    ocp = self._ocp
+    step = self.latest_epoch() if epochs_done is None else int(epochs_done)
+    if step is None:
+      return None
+    where = str(self.directory / str(step))
+    target = jax.device_get(state)
+    key_data = np.asarray(jax.random.key_data(key))
+    try:
+      out = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target), key=ocp.args.StandardRestore(key_data),
+          record=ocp.args.JsonRestore()))
+    except Exception as e:  # Orbax and TensorStore raise many types on damaged files
+      first = (str(e).strip().splitlines() or [""])[0][:200]
+      raise DataError(f"{where}: checkpoint cannot be read ({type(e).__name__}: {first})") from None
+    _check_shapes(where, out["state"], target)
+    if not np.array_equal(np.asarray(out["key"]), key_data):
+      raise DataError(f"{where}: checkpoint was written with a different key (seed); "
+                      "resume with the run's original seed")
+    record = out["record"]
+    if not isinstance(record, dict) or record.get("epochs_done") != step or "history" not in record:
+      raise DataError(f"{where}: checkpoint record is damaged")
+    restored = jax.tree_util.tree_map(lambda a, t: np.asarray(a, dtype=np.asarray(t).dtype), out["state"], target)
+    if _digest(restored) != record.get("sha256"):
+      raise DataError(f"{where}: checkpoint contents do not match their SHA-256 digest (damaged or edited)")
+    history = {k: np.asarray(v) for k, v in record["history"].items()}
+    return step, restored, history
+
+  def close(self) -> None:
+    self._manager.close()

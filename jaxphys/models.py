@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxphys import activations
-from jaxphys.layers import Conv
+from jaxphys.layers import Conv, pool2d
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN"]
 
@@ -131,13 +131,11 @@ class CNN(nn.Module):
     if self.pool not in ("max", "avg"):
       raise ValueError(f"CNN pool must be 'max' or 'avg', got {self.pool!r}")
     act = activations.get(self.activation)
-    pool = nn.max_pool if self.pool == "max" else nn.avg_pool
-    window = (self.pool_size, self.pool_size)
     n = len(self.conv_features)
     for i, channels in enumerate(self.conv_features):
       x = act(Conv(channels, self.kernel_size, padding=self.padding)(x))
       if (i + 1) % self.pool_every == 0 or i == n - 1:
-        x = pool(x, window, strides=window)
+        x = pool2d(x, self.pool_size, self.pool)
         if self.conv_dropout > 0:
           x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
     x = _flatten(x)

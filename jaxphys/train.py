@@ -27,6 +27,7 @@ replicated, each batch is split over the mesh, and XLA inserts the gradient all-
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any, Callable, Mapping, Optional
@@ -39,6 +40,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxphys import metrics as _metrics
+from jaxphys.errors import TrainingDiverged
 
 __all__ = [
     "TrainState", "create_train_state", "create_train_states", "classification_metrics",
@@ -177,10 +179,16 @@ def _batch_plan(order, n: int, batch_size: int):
   return idx, weight
 
 
-def _accumulate(sums: dict, metrics: dict, count) -> dict:
-  """Adds ``count``-weighted batch means to running sums (``count`` under ``"count"``)."""
+def _accumulate(sums: dict, metrics: dict, count, step=None) -> dict:
+  """Adds ``count``-weighted batch means to running sums (``count`` under ``"count"``);
+  with the optimiser ``step``, records the first whose objective is not finite."""
   out = {k: sums[k] + count * v for k, v in metrics.items()}
   out["count"] = sums["count"] + count
+  first = sums["first_nonfinite_step"]
+  value = metrics.get("objective", metrics.get("loss"))
+  if step is not None and value is not None:
+    first = jnp.where((first < 0) & ~jnp.isfinite(value), step.astype(jnp.int32), first)
+  out["first_nonfinite_step"] = first
   return out
 
 
@@ -190,6 +198,7 @@ def _zeros_like(shapes) -> dict:
 
 def _means(sums: dict) -> dict:
   sums = jax.device_get(sums)
+  sums.pop("first_nonfinite_step")
   count = sums.pop("count")
   return {k: v / np.maximum(count, 1) for k, v in sums.items()}
 
@@ -232,6 +241,8 @@ class _EpochRunner:
   def _init_sums(self) -> dict:
     sums = _zeros_like(self._metric_shapes)
     sums["count"] = jnp.zeros_like(next(iter(sums.values())))
+    # The optimiser step at which the objective first became non-finite (-1: never).
+    sums["first_nonfinite_step"] = jnp.full(sums["count"].shape, -1, jnp.int32)
     return sums
 
   def _scan_epoch(self, carry, x, y, key):
@@ -307,7 +318,7 @@ def _train_runner(train_step, n, batch_size, num_runs, loop, split):
     idx, w, keys = plan
     i, wb = idx[b], w[b]
     state, m = train_step(state, split({"x": x[i], "y": y[i], "weight": wb}), keys[b])
-    return state, (m if sums is None else _accumulate(sums, m, jnp.sum(wb)))
+    return state, (m if sums is None else _accumulate(sums, m, jnp.sum(wb), state.step))
 
   return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=True)
 
@@ -409,7 +420,8 @@ def predict(apply_fn: Callable, params: PyTree, x, *, batch_size: int = 1024) ->
 def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batch_size: int,
         eval_step: Optional[Callable] = None, eval_data=None, eval_batch_size: int = 1024,
         loop: str = "auto", initial_epoch: int = 0, progress: bool = True,
-        callback: Optional[Callable] = None, mesh: Optional[Mesh] = None) -> tuple[TrainState, dict]:
+        callback: Optional[Callable] = None, mesh: Optional[Mesh] = None,
+        checkpointer=None, resume: bool = False) -> tuple[TrainState, dict]:
   """Trains ``state`` for epochs ``initial_epoch .. epochs - 1`` over ``(x, y)``.
 
   The data go to the device once. Epoch ``e`` shuffles with ``fold_in(key, e)``, so a
@@ -435,6 +447,15 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
     mesh: data parallelism: a mesh with a ``"batch"`` axis whose size divides
       ``batch_size`` and ``eval_batch_size``; default :func:`data_parallel_mesh` over the
       local devices that divide both (one CPU: no parallelism, the same code).
+    checkpointer: a :class:`jaxphys.checkpoint.Checkpointer`: the state, key and history
+      are saved after every ``checkpointer.every`` epochs and after the last.
+    resume: continue from the checkpointer's latest checkpoint, if any (its epochs count
+      as done, its history is kept); the result is bit for bit that of an
+      uninterrupted run with the same key on the same machine.
+
+  Raises:
+    jaxphys.errors.TrainingDiverged: the objective or the parameters stopped being
+      finite; raised after the epoch, before any checkpoint of it is written.
 
   Returns:
     ``(state, history)``; ``history`` maps ``train_<metric>`` and ``eval_<metric>`` to
@@ -451,6 +472,14 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
     keys = key if _is_key_batch(key) else jax.random.split(key, num_runs)
   if eval_data is not None and eval_step is None:
     raise ValueError("eval_data needs eval_step (see make_eval_step)")
+  history: dict[str, list] = {}
+  if resume:
+    if checkpointer is None:
+      raise ValueError("resume=True needs a checkpointer")
+    restored = checkpointer.restore(state, key)
+    if restored is not None:
+      initial_epoch, state, done = restored
+      history = {k: list(v) for k, v in done.items()}
   replicate, split = _placement(mesh, batch_size, *([eval_batch_size] if eval_data is not None else []))
   x, y = replicate((x, y))
   runner = _train_runner(train_step, n, batch_size, num_runs, loop, split)
@@ -468,13 +497,13 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   runner.compile(state, x, y, plan(initial_epoch))
   if evaluator is not None:
     evaluator.compile(state.params, x_eval, y_eval, state.params)
-  history: dict[str, list] = {}
   bar = _progress(range(initial_epoch, epochs), progress)
   for epoch in bar:
     start = time.perf_counter()
     state, sums = runner(state, x, y, plan(epoch))
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
+    _check_finite(epoch, sums, state.params, num_runs, history)
     record = {f"train_{k}": v for k, v in _means(sums).items()}
     record["epoch_seconds"] = seconds
     if evaluator is not None:
@@ -485,12 +514,34 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
     if progress:
       bar.set_postfix({k.replace("accuracy", "acc"): f"{np.mean(v):.4f}" for k, v in record.items()
                        if k.endswith(("_loss", "_accuracy"))})
+    if checkpointer is not None and ((epoch + 1) % checkpointer.every == 0 or epoch + 1 == epochs):
+      checkpointer.save(epoch + 1, state, key, history)
     if callback is not None:
       callback(epoch, state, history)
   out = {k: np.asarray(v) for k, v in history.items()}
   out["compile_seconds"] = runner.compile_seconds + (evaluator.compile_seconds if evaluator else 0.0)
   out["loop"] = runner.loop
   return state, out
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _finite_runs(params, num_runs):
+  """``(K,)`` (or ``(1,)``) bool: every parameter of each run is finite."""
+  per_leaf = [jnp.all(jnp.isfinite(p).reshape(num_runs or 1, -1), axis=1)
+              for p in jax.tree_util.tree_leaves(params)]
+  return jnp.all(jnp.stack(per_leaf), axis=0)
+
+
+def _check_finite(epoch: int, sums: dict, params, num_runs, history: dict) -> None:
+  """Raises :class:`~jaxphys.errors.TrainingDiverged` if a run's objective or
+  parameters stopped being finite during ``epoch``."""
+  first = np.atleast_1d(np.asarray(jax.device_get(sums["first_nonfinite_step"])))
+  bad = (first >= 0) | ~np.asarray(_finite_runs(params, num_runs))
+  if bad.any():
+    steps = first[bad & (first >= 0)]
+    raise TrainingDiverged(epoch, int(steps.min()) if steps.size else -1,
+                           runs=np.flatnonzero(bad).tolist() if num_runs else None,
+                           history={k: np.asarray(v) for k, v in history.items()})
 
 
 def _shuffle(key, n: int) -> np.ndarray:

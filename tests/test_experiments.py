@@ -1,6 +1,7 @@
 """Smoke runs of the experiments on tiny generated data: outputs exist and are well formed."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 
 from jaxphys.checkpoint import load_params
-from jaxphys.data import SUSY_COLUMNS, write_idx, write_susy
+from jaxphys.data import write_idx, write_susy
+from jaxphys.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import mnist  # noqa: E402
@@ -96,6 +98,39 @@ def test_train_and_evaluate_is_a_complete_entry_point(tiny_mnist, tmp_path):
   assert r["config"]["data_dir"] == str(tiny_mnist) and (tmp_path / "results.json").is_file()
 
 
+def test_mnist_checkpoints_and_resumes_to_the_same_result(tiny_mnist, tmp_path):
+  args = ["--data-dir", str(tiny_mnist), "--model", "mlp", "--batch-size", "16", "--quiet"]
+  args += ["--epochs", "4"]
+  full = mnist.main(args + ["--out", str(tmp_path / "full")])[0]
+  # A run that lost its last epoch (as if killed during it), then resumed.
+  cut = mnist.main(args + ["--checkpoint-every", "1", "--out", str(tmp_path / "cut")])[0]
+  ckpts = tmp_path / "cut" / "checkpoints"
+  assert sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())[-2:] == [3, 4]
+  shutil.rmtree(ckpts / "4")
+  (tmp_path / "cut" / "results.json").unlink()
+  resumed = mnist.main(args + ["--checkpoint-every", "1", "--resume", "--out", str(tmp_path / "cut")])[0]
+  # Epochs 1-3 come from the checkpoint (their recorded times too), epoch 4 is recomputed.
+  assert resumed["history"]["epoch_seconds"][:3] == cut["history"]["epoch_seconds"][:3]
+  assert resumed["history"]["epoch_seconds"][3] != cut["history"]["epoch_seconds"][3]
+  assert resumed["history"]["train_loss"] == full["history"]["train_loss"]
+  assert resumed["test_accuracy"] == full["test_accuracy"]
+  env = resumed["environment"]
+  assert {"jax", "jaxlib", "flax", "optax", "numpy", "jaxphys", "device"} <= set(env)
+
+
+def test_mnist_divergence_is_one_line_exit_2_and_recorded(tiny_mnist, tmp_path):
+  out = tmp_path / "run"
+  cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "experiments" / "mnist.py"),
+         "--data-dir", str(tiny_mnist), "--model", "mlp", "--lr", "1e12", "--epochs", "3",
+         "--batch-size", "16", "--checkpoint-every", "1", "--out", str(out), "--quiet"]
+  done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 2, done.stderr
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and "training diverged at epoch" in lines[0] and "learning rate" in lines[0]
+  r = json.loads((out / "results.json").read_text())
+  assert "diverged" in r["failure"] and r["step"] >= 1 and "test_accuracy" not in r
+
+
 # --- experiments/susy.py ------------------------------------------------------------------
 
 def _susy_file(path, n=4000, seed=0):
@@ -139,6 +174,21 @@ def test_susy_on_a_data_file_learns_and_is_reproducible(tmp_path):
   assert again["auc"] == r["auc"]
   # The split is the file's: the last 10 % of rows are the test set.
   assert r["data"]["n_test"] == 400 and r["data"]["n_train"] == 3200
+
+
+def test_susy_networks_checkpoint_and_resume(tmp_path):
+  path = _susy_file(tmp_path / "SUSY.csv.gz")
+  args = ["--data", str(path), "--models", "logreg", "--features", "low", "--seeds", "2",
+          "--epochs", "3", "--batch-size", "64", "--quiet", "--out", str(tmp_path / "a")]
+  first = susy.main(args + ["--checkpoint-every", "1"])
+  ckpts = tmp_path / "a" / "checkpoints" / "logreg_low"
+  shutil.rmtree(ckpts / "3")  # as if killed during the last epoch
+  resumed = susy.main(args + ["--checkpoint-every", "1", "--resume"])
+  assert resumed["auc"] == first["auc"]
+  assert resumed["models"]["logreg"]["low"]["valid_loss"] == first["models"]["logreg"]["low"]["valid_loss"]
+  # The checkpoints are really read: another seed's run refuses them.
+  with pytest.raises(DataError, match="different key"):
+    susy.main(args + ["--resume", "--seed", "1"])
 
 
 def test_susy_rejects_bad_arguments(tmp_path):

@@ -3,13 +3,11 @@
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
 import jaxphys as jp
-from jaxphys import metrics
 
 
 def _binary(seed, n=2000, decimals=1):

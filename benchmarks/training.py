@@ -1,0 +1,375 @@
+"""Training throughput of the course's models: the jaxphys trainer against a plain per-step
+Flax/Optax loop and, when they are installed, PyTorch and Keras, in one run.
+
+Each framework trains the same architecture with Adam (learning rate 1e-3) on the same
+synthetic data of the case's shape (MNIST-like images or SUSY-like events; throughput
+does not depend on the values). Throughput is examples per second of the median epoch
+after a first, untimed epoch (jaxphys: after ahead-of-time compilation, whose time is
+reported separately). Peers are optional: ``pip install torch keras tensorflow-cpu``.
+
+    python benchmarks/training.py [--cases softmax mlp cnn cnn_aug susy_b100 susy_b1024 sweep]
+        [--frameworks jaxphys flax torch keras] [--epochs 3] [--threads 2] [--scale 1.0]
+
+PyTorch and TensorFlow get ``--threads`` intra-op threads; XLA uses every core, so keep
+``--threads`` equal to the core count (``nproc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, Optional
+
+
+def _pin_threads(threads: int) -> None:
+  """Pins PyTorch and TensorFlow to ``threads`` intra-op threads (before they are imported).
+  XLA's CPU client uses one thread per core; run on a machine (or ``taskset``) with
+  ``threads`` cores for a like-for-like comparison."""
+  for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+    os.environ[var] = str(threads)
+  os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+  os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """One benchmark: a model family, its input shape and batch size, and how many examples."""
+  name: str
+  kind: str            # "softmax", "mlp", "cnn" or "susy"
+  shape: tuple         # one example's shape
+  batch: int
+  examples: int        # per epoch, before --scale
+  augment: bool = False
+
+
+CASES = {c.name: c for c in [
+    Case("softmax", "softmax", (28, 28, 1), 128, 60_000),
+    Case("mlp", "mlp", (28, 28, 1), 128, 60_000),
+    Case("cnn", "cnn", (28, 28, 1), 128, 6_400),
+    Case("cnn_aug", "cnn", (28, 28, 1), 128, 6_400, augment=True),
+    Case("susy_b100", "susy", (18,), 100, 100_000),
+    Case("susy_b1024", "susy", (18,), 1024, 200_000),
+]}
+NUM_CLASSES = {"softmax": 10, "mlp": 10, "cnn": 10, "susy": 1}
+LR = 1e-3
+
+
+def _data(case: Case, n: int):
+  import numpy as np
+  rng = np.random.default_rng(0)
+  x = rng.random((n,) + case.shape, dtype=np.float32)
+  classes = max(NUM_CLASSES[case.kind], 2)
+  y = rng.integers(0, classes, n).astype(np.int32)
+  return x, y
+
+
+def _timed_epochs(run_epoch: Callable[[], None], epochs: int) -> list:
+  """Runs one untimed warm-up epoch, then ``epochs`` timed ones; returns their seconds."""
+  run_epoch()
+  times = []
+  for _ in range(epochs):
+    start = time.perf_counter()
+    run_epoch()
+    times.append(time.perf_counter() - start)
+  return times
+
+
+# ------------------------------------------------------------------------------ JAX
+
+
+def _flax_model(kind: str):
+  import jaxphys as jp
+  if kind == "softmax":
+    return jp.SoftmaxRegression(10)
+  if kind == "mlp":
+    return jp.MLP((512, 512, 10))
+  if kind == "cnn":
+    return jp.CNN()
+  return jp.MLP((300, 300, 300, 300, 1), activation="tanh")
+
+
+def _loss(kind: str):
+  import jaxphys as jp
+  return jp.binary_cross_entropy if kind == "susy" else jp.softmax_cross_entropy
+
+
+def _augment(case: Case):
+  from jaxphys import augment
+  return augment.random_translation(2.0) if case.augment else None
+
+
+def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, model=None) -> dict:
+  """The library's trainer: ``fit`` with its default loop choice (``runs``: K vmapped models)."""
+  import jax
+  import optax
+  import jaxphys as jp
+
+  model, tx = model or _flax_model(case.kind), optax.adam(LR)
+  step = jp.make_train_step(model.apply, _loss(case.kind), tx, augment=_augment(case))
+  if runs is None:
+    state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  else:
+    state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
+  _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1,
+                   batch_size=case.batch, progress=False)
+  return {"seconds": list(hist["epoch_seconds"][1:]), "compile_seconds": hist["compile_seconds"],
+          "note": f"loop={hist['loop']}"}
+
+
+def _plain_flax_cnn():
+  """The course CNN as a Flax user writes it: ``flax.linen.Conv`` and ``max_pool``."""
+  import flax.linen as nn
+
+  class CNN(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+      x = nn.relu(nn.Conv(32, (3, 3), padding="VALID")(x))
+      x = nn.relu(nn.Conv(64, (3, 3), padding="VALID")(x))
+      x = nn.Dropout(0.25, deterministic=not train)(nn.max_pool(x, (2, 2), strides=(2, 2)))
+      x = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
+      return nn.Dense(10)(nn.Dropout(0.5, deterministic=not train)(x))
+
+  return CNN()
+
+
+def bench_flax(case: Case, x, y, epochs: int) -> dict:
+  """A plain Flax/Optax loop: one jitted step per batch, batches sliced on the host; the
+  CNN from ``flax.linen`` layers (the other models are the same Dense stacks)."""
+  import jax
+  import numpy as np
+  import optax
+
+  model = _plain_flax_cnn() if case.kind == "cnn" else _flax_model(case.kind)
+  tx, loss_fn, augment = optax.adam(LR), _loss(case.kind), _augment(case)
+  params = model.init(jax.random.key(0), x[:1])["params"]
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state, xb, yb, key):
+    aug_key, drop_key = jax.random.split(key)
+    if augment is not None:
+      xb = augment(aug_key, xb)
+
+    def objective(p):
+      logits = model.apply({"params": p}, xb, train=True, rngs={"dropout": drop_key})
+      return loss_fn(logits, yb).mean()
+
+    grads = jax.grad(objective)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  rng, key = np.random.default_rng(0), jax.random.key(1)
+  state = [params, opt_state, 0]
+
+  def run_epoch():
+    order = rng.permutation(len(x))
+    p, o, i = state
+    for b in range(len(x) // case.batch):
+      idx = order[b * case.batch:(b + 1) * case.batch]
+      p, o = step(p, o, x[idx], y[idx], jax.random.fold_in(key, i))
+      i += 1
+    jax.block_until_ready(p)
+    state[:] = [p, o, i]
+
+  start = time.perf_counter()
+  jax.block_until_ready(step.lower(params, opt_state, x[:case.batch], y[:case.batch], key).compile())
+  compile_s = time.perf_counter() - start
+  return {"seconds": _timed_epochs(run_epoch, epochs), "compile_seconds": compile_s}
+
+
+# -------------------------------------------------------------------------- PyTorch
+
+
+def bench_torch(case: Case, x, y, epochs: int, threads: int) -> dict:
+  import numpy as np
+  import torch
+  from torch import nn
+
+  torch.set_num_threads(threads)
+  torch.manual_seed(0)
+  if case.kind == "softmax":
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+  elif case.kind == "mlp":
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                          nn.Linear(512, 10))
+  elif case.kind == "cnn":
+    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(128, 10))
+  else:
+    layers, width = [], 18
+    for _ in range(4):
+      layers += [nn.Linear(width, 300), nn.Tanh()]
+      width = 300
+    model = nn.Sequential(*layers, nn.Linear(300, 1), nn.Flatten(0))
+  opt = torch.optim.Adam(model.parameters(), lr=LR)
+  if case.kind == "susy":
+    loss_fn, yt = nn.BCEWithLogitsLoss(), torch.from_numpy(y.astype(np.float32))
+  else:
+    loss_fn, yt = nn.CrossEntropyLoss(), torch.from_numpy(y.astype(np.int64))
+  xt = torch.from_numpy(np.moveaxis(x, -1, 1).copy() if case.kind == "cnn" else x)
+  gen = torch.Generator().manual_seed(0)
+
+  def shift(xb):  # per-image random shift of up to 2 pixels, zero fill
+    b, _, h, w = xb.shape
+    pad = nn.functional.pad(xb, (2, 2, 2, 2))
+    dy, dx = (torch.randint(0, 5, (b,), generator=gen) for _ in range(2))
+    rows = (torch.arange(h)[None] + dy[:, None])[:, :, None]
+    cols = (torch.arange(w)[None] + dx[:, None])[:, None, :]
+    return pad[torch.arange(b)[:, None, None], 0, rows, cols][:, None]
+
+  def run_epoch():
+    model.train()
+    order = torch.randperm(len(xt), generator=gen)
+    for b in range(len(xt) // case.batch):
+      idx = order[b * case.batch:(b + 1) * case.batch]
+      xb = xt[idx]
+      if case.augment:
+        xb = shift(xb)
+      opt.zero_grad(set_to_none=True)
+      loss_fn(model(xb), yt[idx]).backward()
+      opt.step()
+
+  return {"seconds": _timed_epochs(run_epoch, epochs), "note": f"torch {torch.__version__}"}
+
+
+# ---------------------------------------------------------------------------- Keras
+
+
+def bench_keras(case: Case, x, y, epochs: int, threads: int) -> dict:
+  import keras
+  import tensorflow as tf
+
+  tf.config.threading.set_intra_op_parallelism_threads(threads)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  keras.utils.set_random_seed(0)
+  layers = keras.layers
+  inputs = [layers.Input(case.shape)]
+  if case.augment:
+    inputs.append(layers.RandomTranslation(2 / 28, 2 / 28, fill_mode="constant"))
+  if case.kind == "softmax":
+    body = [layers.Flatten(), layers.Dense(10)]
+  elif case.kind == "mlp":
+    body = [layers.Flatten(), layers.Dense(512, "relu"), layers.Dense(512, "relu"), layers.Dense(10)]
+  elif case.kind == "cnn":
+    body = [layers.Conv2D(32, 3, activation="relu"), layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2), layers.Dropout(0.25), layers.Flatten(), layers.Dense(128, "relu"),
+            layers.Dropout(0.5), layers.Dense(10)]
+  else:
+    body = [layers.Dense(300, "tanh") for _ in range(4)] + [layers.Dense(1)]
+  model = keras.Sequential(inputs + body)
+  loss = (keras.losses.BinaryCrossentropy(from_logits=True) if case.kind == "susy"
+          else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  model.compile(keras.optimizers.Adam(LR), loss)
+  yk = y.astype("float32") if case.kind == "susy" else y
+
+  class Timer(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+      self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+      times.append(time.perf_counter() - self.start)
+
+  times: list = []
+  model.fit(x, yk, batch_size=case.batch, epochs=epochs + 1, verbose=0, shuffle=True, callbacks=[Timer()])
+  return {"seconds": times[1:], "note": f"keras {keras.__version__}, tf {tf.__version__}"}
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def _installed(module: str) -> bool:
+  import importlib.util
+  return importlib.util.find_spec(module) is not None
+
+
+def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float) -> dict:
+  n = max(case.batch, int(case.examples * scale) // case.batch * case.batch)
+  x, y = _data(case, n)
+  if case.kind == "susy":
+    y = y.astype("float32")
+  out = {}
+  for fw in frameworks:
+    if fw == "jaxphys":
+      r = bench_jaxphys(case, x, y, epochs)
+    elif fw == "flax":
+      r = bench_flax(case, x, y, epochs)
+    elif fw == "torch":
+      r = bench_torch(case, x, y, epochs, threads)
+    else:
+      r = bench_keras(case, x, y, epochs, threads)
+    r["examples_per_second"] = n / statistics.median(r["seconds"])
+    out[fw] = r
+    print(f"  {fw:8s} {r['examples_per_second']:12,.0f} /s   median epoch {statistics.median(r['seconds']):.2f} s"
+          + (f", compile {r['compile_seconds']:.1f} s" if "compile_seconds" in r else "")
+          + (f"  ({r['note']})" if r.get("note") else ""), flush=True)
+  peers = [out[f]["examples_per_second"] for f in ("torch", "keras") if f in out]
+  if "jaxphys" in out:
+    ours = out["jaxphys"]["examples_per_second"]
+    for fw in out:
+      if fw != "jaxphys":
+        print(f"  jaxphys / {fw}: {ours / out[fw]['examples_per_second']:.2f}x")
+    if peers:
+      print(f"  jaxphys / fastest peer: {ours / max(peers):.2f}x")
+  return out
+
+
+def run_sweep(epochs: int, scale: float) -> dict:
+  """K vmapped runs against K runs one after the other (8 logistic regressions, 4 MLPs)."""
+  import numpy as np
+  import jaxphys as jp
+  out = {}
+  for kind, k in (("logreg", 8), ("mlp", 4)):
+    if kind == "logreg":  # logistic regression on SUSY-shaped events
+      case, model = Case("sweep_logreg", "susy", (18,), 128, 100_000), jp.LogisticRegression()
+    else:
+      case, model = Case("sweep_mlp", "mlp", (28, 28, 1), 128, 20_000), None
+    n = int(case.examples * scale) // case.batch * case.batch
+    x, y = _data(case, n)
+    if case.kind == "susy":
+      y = y.astype(np.float32)
+    one = bench_jaxphys(case, x, y, epochs, model=model)
+    many = bench_jaxphys(case, x, y, epochs, runs=k, model=model)
+    t1, tk = statistics.median(one["seconds"]), statistics.median(many["seconds"])
+    speedup = k * t1 / tk
+    out[kind] = {"K": k, "one_run_seconds": t1, "vmapped_seconds": tk, "speedup": speedup}
+    print(f"  {k} x {kind}: one run {t1:.3f} s/epoch, {k} vmapped {tk:.3f} s/epoch -> "
+          f"{speedup:.2f}x faster than {k} runs in sequence (target >= {k / 2:g})", flush=True)
+  return out
+
+
+def main(argv=None) -> dict:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--cases", nargs="+", default=[*CASES, "sweep"], choices=[*CASES, "sweep"])
+  ap.add_argument("--frameworks", nargs="+", default=["jaxphys", "flax", "torch", "keras"],
+                  choices=["jaxphys", "flax", "torch", "keras"])
+  ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
+  ap.add_argument("--threads", type=int, default=2)
+  ap.add_argument("--scale", type=float, default=1.0, help="multiplies every case's examples per epoch")
+  args = ap.parse_args(argv)
+  _pin_threads(args.threads)
+  import jax
+  frameworks = [f for f in args.frameworks if f in ("jaxphys", "flax")
+                or _installed({"torch": "torch", "keras": "keras"}[f])]
+  missing = sorted(set(args.frameworks) - set(frameworks))
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} device), "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, threads {args.threads}, "
+        f"Python {sys.version.split()[0]}" + (f"; not installed: {', '.join(missing)}" if missing else ""))
+  results = {}
+  for name in args.cases:
+    print(f"{name}:", flush=True)
+    if name == "sweep":
+      results[name] = run_sweep(args.epochs, args.scale)
+    else:
+      results[name] = run_case(CASES[name], frameworks, args.epochs, args.threads, args.scale)
+  return results
+
+
+if __name__ == "__main__":
+  main()
