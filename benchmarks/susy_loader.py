@@ -88,7 +88,7 @@ def main(argv=None):
   if pandas:
     p_rate = pandas["rows"] / pandas["seconds"]
     print(f"pandas.read_csv: {pandas['rows']:,} rows in {pandas['seconds']:.1f} s = {p_rate:,.0f} rows/s; "
-          f"peak memory {pandas['extra_kib'] / 2**20:.2f} GiB; load_susy is {ours_rate / p_rate:.1f}x faster")
+          f"peak memory {pandas['extra_kib'] / 2**20:.2f} GiB; load_susy / pandas speed: {ours_rate / p_rate:.2f}x")
   print(f"numpy.loadtxt: {base['rows']:,} rows in {base['seconds']:.1f} s = {base_rate:,.0f} rows/s "
         f"({args.rows:,} rows: about {args.rows / base_rate:.0f} s)")
   print(f"speed-up over numpy.loadtxt: {ours_rate / base_rate:.1f}x")
