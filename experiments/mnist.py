@@ -13,7 +13,6 @@ final parameters). Data: see :func:`jaxphys.data.load_mnist` (``--data-dir``,
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -116,6 +115,19 @@ def _optimizer(config: Config, steps_per_epoch: int):
   return optax.adam(schedule)
 
 
+def _check_config(config: Config) -> None:
+  """Rejects impossible settings before anything is loaded or written."""
+  for name in ("epochs", "batch_size"):
+    if getattr(config, name) < 1:
+      raise ValueError(f"{name} must be a positive integer, got {getattr(config, name)}")
+  if not config.lr > 0:
+    raise ValueError(f"lr must be positive, got {config.lr}")
+  if config.l2 < 0 or config.checkpoint_every < 0:
+    raise ValueError(f"l2 and checkpoint_every must not be negative, got {config.l2}, {config.checkpoint_every}")
+  if config.max_train is not None and config.max_train < 1:
+    raise ValueError(f"max_train must be a positive integer, got {config.max_train}")
+
+
 def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None,
                        quiet: bool = False, resume: bool = False) -> dict:
   """Trains ``config`` on its dataset, evaluates on the test set, writes ``workdir``.
@@ -127,9 +139,10 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
   run writes ``results.json`` with its ``failure`` and raises
   :class:`~jaxphys.errors.TrainingDiverged`.
   """
+  _check_config(config)
+  ds = dataset if dataset is not None else data.load_mnist(config.dataset, config.data_dir)
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  ds = dataset if dataset is not None else data.load_mnist(config.dataset, config.data_dir)
   key = jax.random.key(config.seed)
   init_key, fit_key, data_key, plot_key = jax.random.split(key, 4)
   x, y = data.to_float(ds.x_train), ds.y_train
@@ -247,7 +260,7 @@ def _per_class_table(rows: list[dict]) -> str:
 
 
 def parse_args(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap = _cli.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--dataset", default="mnist", choices=sorted(data.DATASETS))
   ap.add_argument("--data-dir", default=None, help="directory with the four IDX files")
   ap.add_argument("--model", choices=sorted(DEFAULTS), default=None,

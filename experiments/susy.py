@@ -23,7 +23,6 @@ feature).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -211,6 +210,12 @@ def train_and_evaluate(config: Config, workdir, quiet: bool = False, resume: boo
     raise ValueError(f"unknown models or feature sets: {', '.join(sorted(unknown))}")
   if config.seeds < 1:
     raise ValueError(f"seeds must be at least 1, got {config.seeds}")
+  for name in ("batch_size", "tree_rounds", "simulate", "epochs", "max_train"):
+    value = getattr(config, name)
+    if value is not None and value < 1:
+      raise ValueError(f"{name} must be a positive integer, got {value}")
+  if config.checkpoint_every < 0:
+    raise ValueError(f"checkpoint_every must not be negative, got {config.checkpoint_every}")
   say = (lambda *a: None) if quiet else print
   data_key, *model_keys = jax.random.split(jax.random.key(config.seed), 1 + len(MODELS))
   start = time.perf_counter()
@@ -308,7 +313,7 @@ def table(results: dict) -> str:
 
 
 def parse_args(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap = _cli.ArgumentParser(description=__doc__.split("\n\n")[0])
   src = ap.add_mutually_exclusive_group()
   src.add_argument("--simulate", type=int, metavar="N", help="simulate N events (default 1,000,000)")
   src.add_argument("--data", help="the UCI SUSY.csv or SUSY.csv.gz")
@@ -334,7 +339,7 @@ def parse_args(argv=None):
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
   args = parse_args(argv)
-  config = Config(simulate=args.simulate or Config.simulate, data=args.data,
+  config = Config(simulate=Config.simulate if args.simulate is None else args.simulate, data=args.data,
                   models=tuple(args.models), features=tuple(args.features), seeds=args.seeds,
                   seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
                   max_train=args.max_train, logreg_penalty=args.logreg_penalty,

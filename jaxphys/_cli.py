@@ -3,6 +3,7 @@ code 2; results record the software and the device they came from."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import platform
 import shlex
@@ -13,6 +14,13 @@ from jaxphys.errors import JaxphysError
 
 # What a user's input can cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (JaxphysError, ValueError, OSError)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """``argparse`` with the same contract: a bad flag or value is one line, exit code 2."""
+
+  def error(self, message):
+    self.exit(2, f"error: {message} (see --help)\n")
 
 
 def run(main: Callable, argv: Optional[Sequence[str]] = None) -> int:

@@ -494,7 +494,12 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   state = replicate(jax.tree_util.tree_map(jnp.copy, state))  # the runner donates its input
   keys = replicate(keys)
   plan = lambda epoch: replicate((fold(keys, epoch), _shuffle(fold(keys, epoch), n)))
-  runner.compile(state, x, y, plan(initial_epoch))
+  try:
+    runner.compile(state, x, y, plan(initial_epoch))
+  except (TypeError, ValueError, flax.errors.FlaxError) as e:  # shapes the model rejects
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise ValueError(f"fit: the model and train_step do not accept inputs {tuple(x.shape[1:])} "
+                     f"and labels {tuple(y.shape[1:])} per example: {first}") from e
   if evaluator is not None:
     evaluator.compile(state.params, x_eval, y_eval, state.params)
   bar = _progress(range(initial_epoch, epochs), progress)

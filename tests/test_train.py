@@ -206,3 +206,25 @@ def test_host_shuffle_is_jax_random_permutation(n):
   keys = jax.random.split(key, 3)
   batch = jax.vmap(lambda k: jax.random.permutation(jax.random.split(k)[0], n))(keys)
   np.testing.assert_array_equal(jp.train._shuffle(keys, n), batch)
+
+
+def test_memory_stays_flat_over_hundreds_of_epochs():
+  # Nothing may accumulate per epoch: live device arrays and resident memory stay flat.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(64, 4)).astype(np.float32)
+  y = (x[:, 0] > 0).astype(np.int32)
+  model, tx = jp.MLP((8, 2)), optax.adam(1e-2)
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+  evals = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
+  rss = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
+  live, resident = [], []
+
+  def record(epoch, state, history):
+    live.append(len(jax.live_arrays()))
+    resident.append(rss())
+
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  jp.fit(state, step, x, y, key=jax.random.key(1), epochs=400, batch_size=16, eval_step=evals,
+         eval_data=(x, y), progress=False, callback=record)
+  assert max(live[50:]) == live[50], (live[50], max(live[50:]))
+  assert resident[-1] - resident[50] < 8 * 1024, (resident[50], resident[-1])  # KiB

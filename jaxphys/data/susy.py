@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -53,23 +54,30 @@ def split_rows(n: int, split: str) -> slice:
 
 
 def _open_text(path: Path):
-  return gzip.open(path, "rt") if path.suffix == ".gz" else open(path, "rt")
+  # Bytes that are not UTF-8 become U+FFFD, which the scan below reports as not a number.
+  if path.suffix == ".gz":
+    return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+  return open(path, "rt", encoding="utf-8", errors="replace")
 
 
 def _first_bad_line(path: Path, n_rows: Optional[int]) -> str:
-  """Scans the text for the first malformed line (only on the error path)."""
-  with _open_text(path) as f:
-    for number, line in enumerate(f, start=1):
-      if n_rows is not None and number > n_rows:
-        break
-      fields = line.rstrip("\r\n").split(",")
-      if len(fields) != _NCOLS:
-        return f"{path}:{number}: expected {_NCOLS} columns, found {len(fields)}"
-      for column, field in enumerate(fields, start=1):
-        try:
-          float(field)
-        except ValueError:
-          return f"{path}:{number}: column {column} is not a number: {field.strip()[:30]!r}"
+  """Scans the text for the first malformed line (only on the error path); "" if the
+  text looks fine or cannot be decompressed."""
+  try:
+    with _open_text(path) as f:
+      for number, line in enumerate(f, start=1):
+        if n_rows is not None and number > n_rows:
+          break
+        fields = line.rstrip("\r\n").split(",")
+        if len(fields) != _NCOLS:
+          return f"{path}:{number}: expected {_NCOLS} columns, found {len(fields)}"
+        for column, field in enumerate(fields, start=1):
+          try:
+            float(field)
+          except ValueError:
+            return f"{path}:{number}: column {column} is not a number: {field.strip()[:30]!r}"
+  except (OSError, EOFError, zlib.error):
+    pass
   return ""
 
 
