@@ -76,8 +76,9 @@ class Checkpointer:
   a JSON record of the epochs done, the metric history and a SHA-256 digest of the
   state. Orbax writes each into a temporary directory and renames it when complete, so
   a crash mid-write never leaves one that loads; the digest makes a damaged or edited
-  checkpoint an error, never silently different numbers. ``fit(..., checkpointer=c)`` saves after every ``every`` epochs and
-  after the last; ``fit(..., checkpointer=c, resume=True)`` continues from the latest.
+  checkpoint an error, never silently different numbers. ``fit(..., checkpointer=c)``
+  saves after every ``every`` epochs and after the last; ``fit(..., checkpointer=c,
+  resume=True)`` continues from the latest.
 
   Args:
     directory: where checkpoints live (created if needed).

@@ -495,7 +495,11 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)) if num_runs else jax.random.fold_in)
   state = replicate(jax.tree_util.tree_map(jnp.copy, state))  # the runner donates its input
   keys = replicate(keys)
-  plan = lambda epoch: replicate((fold(keys, epoch), _shuffle(fold(keys, epoch), n)))
+
+  def plan(epoch):  # the epoch's key and example order
+    epoch_keys = fold(keys, epoch)
+    return replicate((epoch_keys, _shuffle(epoch_keys, n)))
+
   upcoming = plan(initial_epoch)
   try:
     runner.compile(state, x, y, upcoming)
