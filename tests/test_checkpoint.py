@@ -62,7 +62,7 @@ _TRAIN = textwrap.dedent("""
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
     ckpt = Checkpointer(directory, every=1, keep=2) if directory != "-" else None
     start = ckpt.latest_epoch() if (ckpt and resume) else None
-    state, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=8, batch_size=32,
+    state, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=40, batch_size=32,
                          progress=False, checkpointer=ckpt, resume=resume)
     np.savez(out, loss=hist["train_loss"], **{str(i): np.asarray(a) for i, a in
                                              enumerate(jax.tree_util.tree_leaves(state))})
@@ -87,14 +87,14 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
   deadline = time.time() + 300
   while len(_epochs_on_disk(ckpt)) < 1 and run.poll() is None and time.time() < deadline:
     time.sleep(0.05)
-  time.sleep(np.random.default_rng(int(time.time())).uniform(0.0, 0.6))  # an arbitrary moment
+  time.sleep(np.random.default_rng(int(time.time())).uniform(0.0, 1.0))  # an arbitrary moment
   os.kill(run.pid, signal.SIGKILL)
   run.wait()
   assert not (tmp_path / "killed.npz").exists(), "the run finished before it could be killed"
   resumed = _train(tmp_path, ckpt, tmp_path / "resumed.npz", "resume")
   assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-2000:]
   start = resumed.stdout.read().split()[-1]
-  assert start != "None" and 1 <= int(start) < 8, start
+  assert start != "None" and 1 <= int(start) < 40, start
   ref, res = np.load(tmp_path / "ref.npz"), np.load(tmp_path / "resumed.npz")
   assert sorted(ref.files) == sorted(res.files)
   for name in ref.files:  # parameters, optimiser state, step and the loss history
