@@ -65,7 +65,7 @@ def _data(case: Case, n: int):
   rng = np.random.default_rng(0)
   x = rng.random((n,) + case.shape, dtype=np.float32)
   classes = max(NUM_CLASSES[case.kind], 2)
-  y = rng.integers(0, classes, n).astype(np.int32)
+  y = rng.integers(0, classes, n).astype(np.float32 if case.kind == "susy" else np.int32)
   return x, y
 
 
@@ -210,7 +210,7 @@ def bench_torch(case: Case, x, y, epochs: int, threads: int) -> dict:
     model = nn.Sequential(*layers, nn.Linear(300, 1), nn.Flatten(0))
   opt = torch.optim.Adam(model.parameters(), lr=LR)
   if case.kind == "susy":
-    loss_fn, yt = nn.BCEWithLogitsLoss(), torch.from_numpy(y.astype(np.float32))
+    loss_fn, yt = nn.BCEWithLogitsLoss(), torch.from_numpy(y)
   else:
     loss_fn, yt = nn.CrossEntropyLoss(), torch.from_numpy(y.astype(np.int64))
   xt = torch.from_numpy(np.moveaxis(x, -1, 1).copy() if case.kind == "cnn" else x)
@@ -267,7 +267,6 @@ def bench_keras(case: Case, x, y, epochs: int, threads: int) -> dict:
   loss = (keras.losses.BinaryCrossentropy(from_logits=True) if case.kind == "susy"
           else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   model.compile(keras.optimizers.Adam(LR), loss)
-  yk = y.astype("float32") if case.kind == "susy" else y
 
   class Timer(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -277,7 +276,7 @@ def bench_keras(case: Case, x, y, epochs: int, threads: int) -> dict:
       times.append(time.perf_counter() - self.start)
 
   times: list = []
-  model.fit(x, yk, batch_size=case.batch, epochs=epochs + 1, verbose=0, shuffle=True, callbacks=[Timer()])
+  model.fit(x, y, batch_size=case.batch, epochs=epochs + 1, verbose=0, shuffle=True, callbacks=[Timer()])
   return {"seconds": times[1:], "note": f"keras {keras.__version__}, tf {tf.__version__}"}
 
 
@@ -292,8 +291,6 @@ def _installed(module: str) -> bool:
 def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float) -> dict:
   n = max(case.batch, int(case.examples * scale) // case.batch * case.batch)
   x, y = _data(case, n)
-  if case.kind == "susy":
-    y = y.astype("float32")
   out = {}
   for fw in frameworks:
     if fw == "jaxphys":
@@ -322,7 +319,6 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float) ->
 
 def run_sweep(epochs: int, scale: float) -> dict:
   """K vmapped runs against K runs one after the other (8 logistic regressions, 4 MLPs)."""
-  import numpy as np
   import jaxphys as jp
   out = {}
   for kind, k in (("logreg", 8), ("mlp", 4)):
@@ -332,8 +328,6 @@ def run_sweep(epochs: int, scale: float) -> dict:
       case, model = Case("sweep_mlp", "mlp", (28, 28, 1), 128, 20_000), None
     n = int(case.examples * scale) // case.batch * case.batch
     x, y = _data(case, n)
-    if case.kind == "susy":
-      y = y.astype(np.float32)
     one = bench_jaxphys(case, x, y, epochs, model=model)
     many = bench_jaxphys(case, x, y, epochs, runs=k, model=model)
     t1, tk = statistics.median(one["seconds"]), statistics.median(many["seconds"])

@@ -170,10 +170,8 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
                          batch_size=config.batch_size, eval_step=evals, eval_data=(x_test, y_test),
                          progress=not quiet, checkpointer=checkpointer, resume=resume)
   except TrainingDiverged as e:
-    write_json(workdir / "results.json", {
-        "failure": str(e), "epoch": e.epoch, "step": e.step, "config": dataclasses.asdict(config),
-        "history": {k: np.asarray(v).tolist() for k, v in e.history.items()},
-        "environment": _cli.environment()})
+    write_json(workdir / "results.json", _cli.failure(
+        e, config, history={k: np.asarray(v).tolist() for k, v in e.history.items()}))
     raise
   wall = time.perf_counter() - start
 
@@ -276,13 +274,7 @@ def parse_args(argv=None):
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--max-train", type=int, help="train on this many images only")
   ap.add_argument("--no-download", action="store_true", help="never download data")
-  ap.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                  help="write a checkpoint every N epochs and at the end (default: none)")
-  ap.add_argument("--resume", action="store_true",
-                  help="continue from the latest checkpoint in --out (same seed and settings)")
-  ap.add_argument("--out", required=True, help="output directory")
-  ap.add_argument("--quiet", action="store_true", help="print nothing to stdout")
-  ap.add_argument("--debug", action="store_true", help="show the traceback of an input error")
+  ap.add_run_arguments()
   return ap.parse_args(argv)
 
 

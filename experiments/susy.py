@@ -245,9 +245,7 @@ def train_and_evaluate(config: Config, workdir, quiet: bool = False, resume: boo
         try:
           scores, info = train_network(name, config, std, key, quiet, ckpt, resume)
         except TrainingDiverged as e:
-          write_json(workdir / "results.json", {
-              "failure": str(e), "model": name, "features": fs, "epoch": e.epoch, "step": e.step,
-              "config": dataclasses.asdict(config), "environment": _cli.environment()})
+          write_json(workdir / "results.json", _cli.failure(e, config, model=name, features=fs))
           raise
       info["wall_seconds"] = time.perf_counter() - start
       summary = summarise(y_test, scores)
@@ -327,13 +325,7 @@ def parse_args(argv=None):
   ap.add_argument("--logreg-penalty", choices=("l2", "l1"), default="l2")
   ap.add_argument("--dropout", type=float, help="dropout rate of the modern network")
   ap.add_argument("--tree-rounds", type=int, default=300, help="maximum boosting rounds")
-  ap.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
-                  help="checkpoint each network every N epochs and at its end (default: none)")
-  ap.add_argument("--resume", action="store_true",
-                  help="continue from the checkpoints in --out (same seed and settings)")
-  ap.add_argument("--out", required=True, help="output directory")
-  ap.add_argument("--quiet", action="store_true", help="print nothing to stdout")
-  ap.add_argument("--debug", action="store_true", help="show the traceback of an input error")
+  ap.add_run_arguments()
   return ap.parse_args(argv)
 
 

@@ -22,6 +22,17 @@ class ArgumentParser(argparse.ArgumentParser):
   def error(self, message):
     self.exit(2, f"error: {message} (see --help)\n")
 
+  def add_run_arguments(self) -> None:
+    """The flags every experiment shares: checkpoints, output directory, verbosity, and
+    ``--debug`` (read by :func:`run`)."""
+    self.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                      help="checkpoint every N epochs and at the end of training (default: none)")
+    self.add_argument("--resume", action="store_true",
+                      help="continue from the checkpoints in --out (same seed and settings)")
+    self.add_argument("--out", required=True, help="output directory")
+    self.add_argument("--quiet", action="store_true", help="print nothing to stdout")
+    self.add_argument("--debug", action="store_true", help="show the traceback of an input error")
+
 
 def run(main: Callable, argv: Optional[Sequence[str]] = None) -> int:
   """Calls ``main(argv)``; a user error prints ``error: <first line>`` and returns 2
@@ -36,6 +47,16 @@ def run(main: Callable, argv: Optional[Sequence[str]] = None) -> int:
     print(f"error: {message[0] if message else type(e).__name__}", file=sys.stderr)
     return 2
   return 0
+
+
+def failure(error, config, **context) -> dict:
+  """The results record of a run stopped by ``error`` (a
+  :class:`~jaxphys.errors.TrainingDiverged`): message, where, ``config`` (a dataclass)
+  and the environment; ``context`` adds run-specific fields."""
+  import dataclasses
+
+  return {"failure": str(error), **context, "epoch": error.epoch, "step": error.step,
+          "config": dataclasses.asdict(config), "environment": environment()}
 
 
 def environment() -> dict:

@@ -517,6 +517,7 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
       upcoming = plan(epoch + 1)
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
+    sums = jax.device_get(sums)
     _check_finite(epoch, sums, state.params, num_runs, history)
     record = {f"train_{k}": v for k, v in _means(sums).items()}
     record["epoch_seconds"] = seconds
@@ -549,7 +550,7 @@ def _finite_runs(params, num_runs):
 def _check_finite(epoch: int, sums: dict, params, num_runs, history: dict) -> None:
   """Raises :class:`~jaxphys.errors.TrainingDiverged` if a run's objective or
   parameters stopped being finite during ``epoch``."""
-  first = np.atleast_1d(np.asarray(jax.device_get(sums["first_nonfinite_step"])))
+  first = np.atleast_1d(np.asarray(sums["first_nonfinite_step"]))
   bad = (first >= 0) | ~np.asarray(_finite_runs(params, num_runs))
   if bad.any():
     steps = first[bad & (first >= 0)]
