@@ -217,13 +217,13 @@ class _EpochRunner:
   Either way the host synchronises only when the epoch's metric sums are read.
   """
 
-  def __init__(self, batch_fn, plan_fn, num_batches, num_runs, loop, donate):
+  def __init__(self, batch_fn, plan_fn, num_batches, num_runs, loop, donate, plan_axes=0):
     if loop not in ("auto", "scan", "python"):
       raise ValueError(f"loop must be 'auto', 'scan' or 'python', got {loop!r}")
     if num_runs is not None:
-      # Per-run state, sums and plan; shared data and batch index.
-      batch_fn = jax.vmap(batch_fn, in_axes=(0, 0, None, None, 0, None))
-      plan_fn = jax.vmap(plan_fn)
+      # Per-run state and sums; shared data and batch index; ``plan_fn`` gives the plan
+      # with a run axis where ``plan_axes`` (an ``in_axes`` prefix) says so.
+      batch_fn = jax.vmap(batch_fn, in_axes=(0, 0, None, None, plan_axes, None))
     self.batch_fn, self.plan_fn = batch_fn, plan_fn
     self.num_batches, self.loop = num_batches, loop
     self.donate = donate
@@ -308,13 +308,21 @@ def _check_data(x, y, batch_size: int, what: str = "data"):
   return n
 
 
-def _train_runner(train_step, n, batch_size, num_runs, loop, split):
+def _train_runner(train_step, n, batch_size, num_runs, loop, split, shared_order=False):
   num_batches = -(-n // batch_size)
+  step_keys = lambda key: jax.random.split(jax.random.split(key)[1], num_batches)
 
   def plan_fn(key_and_order):  # the epoch's key and shuffle (see _shuffle)
     key, order = key_and_order
     idx, w = _batch_plan(order, n, batch_size)
-    return idx, w, jax.random.split(jax.random.split(key)[1], num_batches)
+    return idx, w, step_keys(key)
+
+  plan_axes = 0
+  if num_runs is not None and shared_order:  # one order: each batch gathered once for all runs
+    plan_fn = lambda ko: (*_batch_plan(ko[1], n, batch_size), jax.vmap(step_keys)(ko[0]))
+    plan_axes = (None, None, 0)
+  elif num_runs is not None:
+    plan_fn = jax.vmap(plan_fn)
 
   def batch_fn(state, sums, x, y, plan, b):
     idx, w, keys = plan
@@ -322,7 +330,7 @@ def _train_runner(train_step, n, batch_size, num_runs, loop, split):
     state, m = train_step(state, split({"x": x[i], "y": y[i], "weight": wb}), keys[b])
     return state, (m if sums is None else _accumulate(sums, m, jnp.sum(wb), state.step))
 
-  return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=True)
+  return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=True, plan_axes=plan_axes)
 
 
 def _eval_runner(eval_step, n, batch_size, num_runs, loop, split):
@@ -334,10 +342,10 @@ def _eval_runner(eval_step, n, batch_size, num_runs, loop, split):
     m = eval_step(params, split({"x": x[i], "y": y[i], "weight": wb}))
     return params, (m if sums is None else _accumulate(sums, m, jnp.sum(wb)))
 
-  # Evaluation visits examples in order; the runner passes the params where training
-  # passes a key, so the plan ignores its argument.
+  # Evaluation visits examples in order, the same for every run; the runner passes the
+  # params where training passes a key, so the plan ignores its argument.
   plan_fn = lambda params: _batch_plan(None, n, batch_size)
-  return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=False)
+  return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=False, plan_axes=None)
 
 
 # ------------------------------------------------------------------ data parallelism
@@ -423,7 +431,8 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
         eval_step: Optional[Callable] = None, eval_data=None, eval_batch_size: int = 1024,
         loop: str = "auto", initial_epoch: int = 0, progress: bool = True,
         callback: Optional[Callable] = None, mesh: Optional[Mesh] = None,
-        checkpointer=None, resume: bool = False) -> tuple[TrainState, dict]:
+        checkpointer=None, resume: bool = False,
+        shared_order: bool = False) -> tuple[TrainState, dict]:
   """Trains ``state`` for epochs ``initial_epoch .. epochs - 1`` over ``(x, y)``.
 
   The data go to the device once. Epoch ``e`` shuffles with ``fold_in(key, e)``, so a
@@ -454,6 +463,10 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
     resume: continue from the checkpointer's latest checkpoint, if any (its epochs count
       as done, its history is kept); the result is bit for bit that of an
       uninterrupted run with the same key on the same machine.
+    shared_order: with K runs, every run visits the examples in run 0's order (the
+      order run 0 gets without this flag); dropout and augmentation keys stay per run.
+      Common random numbers for a hyperparameter sweep, and faster: one shuffle and one
+      gather per batch serve all runs (see BENCHMARKS.md).
 
   Raises:
     jaxphys.errors.TrainingDiverged: the objective or the parameters stopped being
@@ -484,7 +497,7 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
       history = {k: list(v) for k, v in done.items()}
   replicate, split = _placement(mesh, batch_size, *([eval_batch_size] if eval_data is not None else []))
   x, y = replicate((x, y))
-  runner = _train_runner(train_step, n, batch_size, num_runs, loop, split)
+  runner = _train_runner(train_step, n, batch_size, num_runs, loop, split, shared_order)
   evaluator = None
   if eval_data is not None:
     x_eval, y_eval = eval_data
@@ -498,7 +511,8 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
 
   def plan(epoch):  # the epoch's key and example order
     epoch_keys = fold(keys, epoch)
-    return replicate((epoch_keys, _shuffle(epoch_keys, n)))
+    order_keys = epoch_keys[0] if num_runs is not None and shared_order else epoch_keys
+    return replicate((epoch_keys, _shuffle(order_keys, n)))
 
   upcoming = plan(initial_epoch)
   try:

@@ -81,6 +81,45 @@ def test_vmapped_sweep_equals_runs_one_by_one(loop):
     np.testing.assert_allclose(hist["train_loss"][:, i], h["train_loss"], rtol=1e-5)
 
 
+@pytest.mark.parametrize("loop", ["scan", "python"])
+def test_shared_order_sweep_trains_every_run_in_run_zeros_order(loop):
+  model, tx, x, y = _mlp_setup()
+  model = model.clone(dropout=0.0)  # no per-step randomness: only the order matters
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+  keys = jax.random.split(jax.random.key(4), 3)
+  fit_keys = jax.random.split(jax.random.key(5), 3)
+  states = jp.create_train_states(keys, model, tx, x)
+  swept, hist = jp.fit(states, step, x, y, key=fit_keys, epochs=3, batch_size=32, loop=loop,
+                       eval_step=jp.make_eval_step(model.apply, jp.softmax_cross_entropy),
+                       eval_data=(x[:70], y[:70]), eval_batch_size=32, progress=False,
+                       shared_order=True)
+  chex.assert_shape(hist["eval_accuracy"], (3, 3))
+  for i in range(3):  # run i alone with run 0's key: the same order
+    single = jp.create_train_state(keys[i], model, tx, x)
+    single, h = jp.fit(single, step, x, y, key=fit_keys[0], epochs=3, batch_size=32, loop=loop,
+                       progress=False)
+    chex.assert_trees_all_close(jax.tree_util.tree_map(lambda a: a[i], swept.params),
+                                single.params, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(hist["train_loss"][:, i], h["train_loss"], rtol=1e-5)
+    ev = jp.evaluate(jp.make_eval_step(model.apply, jp.softmax_cross_entropy), single.params,
+                     x[:70], y[:70], batch_size=32)
+    np.testing.assert_allclose(hist["eval_accuracy"][-1, i], ev["accuracy"], rtol=1e-6)
+
+
+def test_shared_order_keeps_each_runs_dropout_key():
+  model, tx, x, y = _mlp_setup()  # dropout 0.1
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+  states = jp.create_train_states(jax.random.split(jax.random.key(4), 2), model, tx, x)
+  fit_keys = jax.random.split(jax.random.key(5), 2)
+  shared, _ = jp.fit(states, step, x, y, key=fit_keys, epochs=2, batch_size=32, progress=False,
+                     shared_order=True)
+  own, _ = jp.fit(states, step, x, y, key=fit_keys, epochs=2, batch_size=32, progress=False)
+  first = lambda t, i: jax.tree_util.tree_map(lambda a: a[i], t)
+  # Run 0 is the same run either way; run 1 sees run 0's order, so it changes.
+  chex.assert_trees_all_close(first(shared.params, 0), first(own.params, 0), atol=1e-6)
+  assert not np.allclose(shared.params["Dense_0"]["kernel"][1], own.params["Dense_0"]["kernel"][1])
+
+
 def test_scan_and_python_loops_agree():
   model, tx, x, y = _mlp_setup()
   step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
