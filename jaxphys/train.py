@@ -259,12 +259,18 @@ class _EpochRunner:
     if self.loop == "scan":
       self.compiled = jax.jit(self._scan_epoch, donate_argnums=donate).lower(carry, x, y, key).compile()
     else:
-      plan_c = jax.jit(self.plan_fn).lower(key).compile()
-      plan = jax.eval_shape(self.plan_fn, key)
+      # The epoch's plan and zero sums, placed like the key (replicated over a mesh);
+      # the step is compiled for them there.
+      begin = lambda key: (self.plan_fn(key), self._init_sums())
+      where = getattr(jax.tree_util.tree_leaves(key)[0], "sharding", None)
+      begin_c = jax.jit(begin, out_shardings=where).lower(key).compile()
+      plan, sums = jax.tree_util.tree_map(
+          lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+          jax.eval_shape(begin, key), begin_c.output_shardings)
       donate = (0, 1) if self.donate else ()
       step_c = jax.jit(self.batch_fn, donate_argnums=donate).lower(
-          carry, self._init_sums(), x, y, plan, np.int32(0)).compile()
-      self.compiled = (plan_c, step_c)
+          carry, sums, x, y, plan, np.int32(0)).compile()
+      self.compiled = (begin_c, step_c)
     self.compile_seconds = time.perf_counter() - start
 
   def compile(self, carry, x, y, key) -> None:
@@ -276,9 +282,8 @@ class _EpochRunner:
     self.compile(carry, x, y, key)
     if self.loop == "scan":
       return self.compiled(carry, x, y, key)
-    plan_c, step_c = self.compiled
-    plan = plan_c(key)
-    sums = self._init_sums()
+    begin_c, step_c = self.compiled
+    plan, sums = begin_c(key)
     for b in range(self.num_batches):
       carry, sums = step_c(carry, sums, x, y, plan, np.int32(b))
     return carry, sums

@@ -21,18 +21,18 @@ SCRIPT = textwrap.dedent("""
     model, tx = jp.MLP((16, 2), activation="tanh"), optax.adam(1e-2)
     step, ev = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx), jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
 
-    def train(mesh, runs=None):
+    def train(mesh, runs=None, loop="scan"):
       if runs:
         state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
       else:
         state = jp.create_train_state(jax.random.key(0), model, tx, x)
       return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=3, batch_size=64, progress=False,
-                    eval_step=ev, eval_data=(x, y), eval_batch_size=128, mesh=mesh)
+                    eval_step=ev, eval_data=(x, y), eval_batch_size=128, mesh=mesh, loop=loop)
 
     one = jp.data_parallel_mesh(jax.devices()[:1])
-    for runs in (None, 2):
-      s1, h1 = train(one, runs)
-      s8, h8 = train(None, runs)  # default: all 8 local devices
+    for runs, loop in ((None, "scan"), (2, "scan"), (None, "python"), (2, "python")):
+      s1, h1 = train(one, runs, loop)
+      s8, h8 = train(None, runs, loop)  # default: all 8 local devices
       leaf = jax.tree_util.tree_leaves(s8.params)[0]
       assert len(leaf.sharding.device_set) == 8 and leaf.sharding.is_fully_replicated, leaf.sharding
       assert len(jax.tree_util.tree_leaves(s1.params)[0].sharding.device_set) == 1
