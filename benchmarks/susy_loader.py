@@ -23,17 +23,28 @@ from pathlib import Path
 
 _CHILD = r"""
 import json, resource, sys, time
+from pathlib import Path
 import numpy as np
-from jaxphys.data import load_susy
-import pyarrow.csv  # imported before measuring: its import is not the load
-path, how, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from jaxphys.data import load_susy, susy
+# Imported before measuring: imports are not the load. So is Numba's start-up in this
+# process (its compiler and the parser's cached machine code), measured on a tiny file.
+import pyarrow.csv, jaxphys.data._csv
+path, how, rows, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+start = time.perf_counter()
+if how == "jaxphys":
+  jaxphys.data._csv.parse_numeric_csv(Path(warmup), 19)
+elif how == "pandas":
+  import pandas as pd
+startup = time.perf_counter() - start
 rss = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
 before = rss()
 start = time.perf_counter()
 if how == "jaxphys":
   x, y = load_susy(path)
+elif how == "pyarrow":  # load_susy's fallback for files the compiled parser does not take
+  t = susy._parse(Path(path), None)
+  x, y = np.ascontiguousarray(t[:, 1:]), t[:, 0].astype(np.int32)
 elif how == "pandas":
-  import pandas as pd
   t = pd.read_csv(path, header=None).to_numpy(np.float32)
   x, y = t[:, 1:], t[:, 0].astype(np.int32)
 else:
@@ -41,13 +52,14 @@ else:
   x, y = t[:, 1:], t[:, 0].astype(np.int32)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": seconds, "rows": len(x), "extra_kib": peak - before, "array_bytes": x.nbytes}))
+print(json.dumps({"seconds": seconds, "rows": len(x), "extra_kib": peak - before, "array_bytes": x.nbytes,
+                  "startup": startup}))
 """
 
 
-def _run(path: Path, how: str, rows: int) -> dict:
-  out = subprocess.run([sys.executable, "-c", _CHILD, str(path), how, str(rows)], check=True,
-                       capture_output=True, text=True)
+def _run(path: Path, how: str, rows: int, warmup: Path) -> dict:
+  out = subprocess.run([sys.executable, "-c", _CHILD, str(path), how, str(rows), str(warmup)],
+                       check=True, capture_output=True, text=True)
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -74,17 +86,27 @@ def main(argv=None):
       for _ in range(args.rows // args.unique_rows):
         f.write(block)
     print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - start:.0f} s")
-  ours = _run(path, "jaxphys", args.rows)
+  import numpy as np
+  warmup = write_susy(Path(args.dir) / "warmup.csv", np.ones((10, 18)), np.ones(10))
+  start = time.perf_counter()
+  _run(warmup, "jaxphys", 0, warmup)
+  print(f"first use in this install (Numba compiles the parser and caches it on disk): "
+        f"{time.perf_counter() - start:.1f} s")
+  ours = _run(path, "jaxphys", args.rows, warmup)
+  fallback = _run(path, "pyarrow", args.rows, warmup)
   import importlib.util
-  pandas = _run(path, "pandas", args.rows) if importlib.util.find_spec("pandas") else None
+  pandas = _run(path, "pandas", args.rows, warmup) if importlib.util.find_spec("pandas") else None
   if pandas is None:
     print("pandas is not installed: no pandas.read_csv baseline")
-  base = _run(path, "loadtxt", args.baseline_rows)
+  base = _run(path, "loadtxt", args.baseline_rows, warmup)
   ours_rate = ours["rows"] / ours["seconds"]
   base_rate = base["rows"] / base["seconds"]
   ratio = ours["extra_kib"] * 1024 / ours["array_bytes"]
-  print(f"load_susy:     {ours['rows']:,} rows in {ours['seconds']:.1f} s = {ours_rate:,.0f} rows/s; "
-        f"peak memory {ours['extra_kib'] / 2**20:.2f} GiB = {ratio:.2f}x the float32 array")
+  print(f"load_susy:     {ours['rows']:,} rows in {ours['seconds']:.2f} s = {ours_rate:,.0f} rows/s; "
+        f"peak memory {ours['extra_kib'] / 2**20:.2f} GiB = {ratio:.2f}x the float32 array "
+        f"(before it, once per process: Numba's start-up {ours['startup']:.2f} s)")
+  print(f"pyarrow (the fallback): {fallback['rows']:,} rows in {fallback['seconds']:.1f} s; "
+        f"load_susy / pyarrow: {fallback['seconds'] / ours['seconds']:.2f}x")
   if pandas:
     p_rate = pandas["rows"] / pandas["seconds"]
     print(f"pandas.read_csv: {pandas['rows']:,} rows in {pandas['seconds']:.1f} s = {p_rate:,.0f} rows/s; "

@@ -3,9 +3,10 @@
 ``SUSY.csv`` or ``SUSY.csv.gz``: no header, 19 comma-separated numbers per line, the
 label first (1 signal: chargino pairs; 0 background: W+W-), then the 18 features of
 :data:`SUSY_COLUMNS`: 8 low-level (the two leptons' pT, eta, phi and the missing
-transverse momentum) and 10 high-level (functions of the low-level ones). Parsing is
-multi-threaded (pyarrow); a 5,000,000-row file loads in about 6 s with a peak of 2.4x the
-float32 array (``benchmarks/susy_loader.py``, BENCHMARKS.md).
+transverse momentum) and 10 high-level (functions of the low-level ones). A plain file
+is parsed by compiled, multi-threaded code (:mod:`jaxphys.data._csv`); a gzip'd file, or
+one that code does not accept, by pyarrow, which also words the errors. Speed and memory:
+``benchmarks/susy_loader.py`` and BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -81,8 +82,23 @@ def _first_bad_line(path: Path, n_rows: Optional[int]) -> str:
   return ""
 
 
+def _read(path: Path, n_rows: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+  """``(labels (rows,), features (rows, 18))`` float32; the first ``n_rows`` rows only if given."""
+  if path.suffix != ".gz":
+    try:
+      from jaxphys.data._csv import parse_numeric_csv
+    except ImportError:  # no Numba here: pyarrow alone
+      parse_numeric_csv = lambda *args: None
+    parsed = parse_numeric_csv(path, _NCOLS, n_rows)
+    if parsed is not None:
+      return parsed
+  table = _parse(path, n_rows)
+  return table[:, 0], table[:, 1:]
+
+
 def _parse(path: Path, n_rows: Optional[int]) -> np.ndarray:
-  """All 19 columns as float32 ``(rows, 19)`` (column-major); the first ``n_rows`` only if given."""
+  """All 19 columns as float32 ``(rows, 19)`` (column-major) with pyarrow; the first
+  ``n_rows`` only if given."""
   import pyarrow as pa
   import pyarrow.csv as pacsv
 
@@ -162,29 +178,33 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
   cached = None if cache_dir is None or n_rows is not None else _cache_file(path, Path(cache_dir))
   if cached is not None and cached.is_file():
     table = np.load(cached, allow_pickle=False, mmap_mode="r")
+    labels, inputs = table[:, 0], table[:, 1:]
   else:
-    table = _parse(path, n_rows)
-    _validate(path, table)
+    labels, inputs = _read(path, n_rows)
+    _validate(path, labels, inputs)
     if cached is not None:
-      _save_npy(cached, table)
-  if len(table) == 0:
+      _save_npy(cached, np.column_stack([labels, inputs]))
+  if len(labels) == 0:
     raise DataError(f"{path}: no rows")
   if split is not None:
-    table = table[split_rows(len(table), split)]
-  x = np.ascontiguousarray(table[:, 1:][:, columns], np.float32)
-  return x, table[:, 0].astype(np.int32)
+    rows = split_rows(len(labels), split)
+    labels, inputs = labels[rows], inputs[rows]
+  # The whole parsed array is returned as it is; a part of it is copied, so that it does
+  # not keep the whole alive.
+  x = np.array(inputs[:, columns], np.float32, order="C", copy=True if split is not None else None)
+  return x, labels.astype(np.int32)
 
 
-def _validate(path: Path, table: np.ndarray) -> None:
-  label = table[:, 0]
-  bad = np.nonzero((label != 0) & (label != 1))[0]
+def _validate(path: Path, labels: np.ndarray, inputs: np.ndarray) -> None:
+  bad = np.nonzero((labels != 0) & (labels != 1))[0]
   if bad.size:
-    raise DataError(f"{path}:{bad[0] + 1}: label {label[bad[0]]:g} is not 0 or 1")
-  finite = np.isfinite(table).all(axis=1)
-  if not finite.all():
-    row = int(np.argmin(finite))
-    column = int(np.argmin(np.isfinite(table[row]))) + 1
-    raise DataError(f"{path}:{row + 1}: column {column} is {table[row, column - 1]}")
+    raise DataError(f"{path}:{bad[0] + 1}: label {labels[bad[0]]:g} is not 0 or 1")
+  if np.isfinite(np.sum(inputs, dtype=np.float64)):  # NaN and inf survive a float64 sum
+    return
+  finite = np.isfinite(inputs).all(axis=1)
+  row = int(np.argmin(finite))
+  column = int(np.argmin(np.isfinite(inputs[row])))
+  raise DataError(f"{path}:{row + 1}: column {column + 2} is {inputs[row, column]}")
 
 
 def write_susy(path, x, y) -> Path:
