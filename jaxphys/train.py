@@ -315,19 +315,17 @@ def _check_data(x, y, batch_size: int, what: str = "data"):
 
 def _train_runner(train_step, n, batch_size, num_runs, loop, split, shared_order=False):
   num_batches = -(-n // batch_size)
-  step_keys = lambda key: jax.random.split(jax.random.split(key)[1], num_batches)
 
   def plan_fn(key_and_order):  # the epoch's key and shuffle (see _shuffle)
     key, order = key_and_order
     idx, w = _batch_plan(order, n, batch_size)
-    return idx, w, step_keys(key)
+    return idx, w, jax.random.split(jax.random.split(key)[1], num_batches)
 
   plan_axes = 0
-  if num_runs is not None and shared_order:  # one order: each batch gathered once for all runs
-    plan_fn = lambda ko: (*_batch_plan(ko[1], n, batch_size), jax.vmap(step_keys)(ko[0]))
-    plan_axes = (None, None, 0)
-  elif num_runs is not None:
-    plan_fn = jax.vmap(plan_fn)
+  if num_runs is not None:
+    # Per-run keys; with one shared order, one batch plan (each batch gathered once).
+    plan_axes = (None, None, 0) if shared_order else 0
+    plan_fn = jax.vmap(plan_fn, in_axes=((0, None if shared_order else 0),), out_axes=plan_axes)
 
   def batch_fn(state, sums, x, y, plan, b):
     idx, w, keys = plan
