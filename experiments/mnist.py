@@ -117,15 +117,10 @@ def _optimizer(config: Config, steps_per_epoch: int):
 
 def _check_config(config: Config) -> None:
   """Rejects impossible settings before anything is loaded or written."""
-  for name in ("epochs", "batch_size"):
-    if getattr(config, name) < 1:
-      raise ValueError(f"{name} must be a positive integer, got {getattr(config, name)}")
+  _cli.check_config(config, positive=("epochs", "batch_size", "max_train"),
+                    not_negative=("l2", "checkpoint_every"))
   if not config.lr > 0:
     raise ValueError(f"lr must be positive, got {config.lr}")
-  if config.l2 < 0 or config.checkpoint_every < 0:
-    raise ValueError(f"l2 and checkpoint_every must not be negative, got {config.l2}, {config.checkpoint_every}")
-  if config.max_train is not None and config.max_train < 1:
-    raise ValueError(f"max_train must be a positive integer, got {config.max_train}")
 
 
 def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None,

@@ -210,12 +210,8 @@ def train_and_evaluate(config: Config, workdir, quiet: bool = False, resume: boo
     raise ValueError(f"unknown models or feature sets: {', '.join(sorted(unknown))}")
   if config.seeds < 1:
     raise ValueError(f"seeds must be at least 1, got {config.seeds}")
-  for name in ("batch_size", "tree_rounds", "simulate", "epochs", "max_train"):
-    value = getattr(config, name)
-    if value is not None and value < 1:
-      raise ValueError(f"{name} must be a positive integer, got {value}")
-  if config.checkpoint_every < 0:
-    raise ValueError(f"checkpoint_every must not be negative, got {config.checkpoint_every}")
+  _cli.check_config(config, positive=("batch_size", "tree_rounds", "simulate", "epochs", "max_train"),
+                    not_negative=("checkpoint_every",))
   say = (lambda *a: None) if quiet else print
   data_key, *model_keys = jax.random.split(jax.random.key(config.seed), 1 + len(MODELS))
   start = time.perf_counter()

@@ -49,6 +49,19 @@ def run(main: Callable, argv: Optional[Sequence[str]] = None) -> int:
   return 0
 
 
+def check_config(config, positive=(), not_negative=()) -> None:
+  """Rejects impossible settings of ``config`` (a dataclass) in one line, before anything
+  is loaded or written: each of ``positive`` must be at least 1 (or None), each of
+  ``not_negative`` at least 0."""
+  for name in positive:
+    value = getattr(config, name)
+    if value is not None and value < 1:
+      raise ValueError(f"{name} must be a positive integer, got {value}")
+  for name in not_negative:
+    if getattr(config, name) < 0:
+      raise ValueError(f"{name} must not be negative, got {getattr(config, name)}")
+
+
 def failure(error, config, **context) -> dict:
   """The results record of a run stopped by ``error`` (a
   :class:`~jaxphys.errors.TrainingDiverged`): message, where, ``config`` (a dataclass)
