@@ -276,18 +276,20 @@ def parse_args(argv=None):
 def main(argv=None) -> list[dict]:
   args = parse_args(argv)
   say = (lambda *a: None) if args.quiet else print
+  chosen = "full" if args.augment else args.augmentation
+  rungs = LADDER if args.model is None else ((args.model, chosen),)
+  configs = [get_config(model, dataset=args.dataset, augmentation=aug, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, l2=args.l2, seed=args.seed,
+                        max_train=args.max_train, data_dir=args.data_dir,
+                        checkpoint_every=args.checkpoint_every) for model, aug in rungs]
+  for config in configs:  # settings first: no load or download for an impossible run
+    _check_config(config)
   ds = data.load_mnist(args.dataset, args.data_dir, download=not args.no_download)
   say(f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test images from {ds.source}; "
       f"device {jax.devices()[0]}")
-  chosen = "full" if args.augment else args.augmentation
-  rungs = LADDER if args.model is None else ((args.model, chosen),)
   out = Path(args.out)
   rows = []
-  for model, aug in rungs:
-    config = get_config(model, dataset=args.dataset, augmentation=aug, epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr, l2=args.l2, seed=args.seed,
-                        max_train=args.max_train, data_dir=args.data_dir,
-                        checkpoint_every=args.checkpoint_every)
+  for (model, _), config in zip(rungs, configs):
     workdir = out / f"{model}_{config.augmentation}" if args.model is None else out
     r = train_and_evaluate(config, workdir, dataset=ds, quiet=args.quiet, resume=args.resume)
     say(f"{_label(model, config.augmentation)}: test accuracy {r['test_accuracy']:.4f} "

@@ -112,3 +112,14 @@ def test_command_lines_reject_bad_numbers_without_writing(tmp_path, tiny_idx, sc
   lines = done.stderr.strip().splitlines()
   assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
   assert not out.exists()
+
+
+def test_mnist_settings_are_checked_before_the_data_is_looked_for(tmp_path):
+  empty = tmp_path / "no_data"
+  empty.mkdir()
+  done = subprocess.run([sys.executable, str(EXPERIMENTS / "mnist.py"), "--l2", "-1", "--data-dir", str(empty),
+                         "--no-download", "--out", str(tmp_path / "out"), "--quiet"],
+                        capture_output=True, text=True, timeout=300)
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 2 and lines == ["error: l2 must not be negative, got -1.0"], done.stderr
+  assert not (tmp_path / "out").exists()
