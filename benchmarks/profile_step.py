@@ -40,7 +40,9 @@ def _step_and_batch(model_name: str, batch: int):
   y = (rng.integers(0, 2, batch).astype(np.float32) if model_name == "susy"
        else rng.integers(0, 10, batch).astype(np.int32))
   tx = optax.adam(1e-3)
-  step = jp.make_train_step(model.apply, loss, tx)
+  # Compiled as fit compiles it (on CPU, convolutions off YNNPACK).
+  step = jax.jit(jp.make_train_step(model.apply, loss, tx),
+                 compiler_options=jp.compiler_options() or None)
   state = jp.create_train_state(jax.random.key(0), model, tx, x)
   return step, state, {"x": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}
 

@@ -200,8 +200,7 @@ def flops_per_example(case: Case, x, y) -> float:
 
   It counts the standard formulation (VALID convolutions, gradients as JAX derives them,
   no input gradient of the first layer, Adam's update), so every framework's FLOP/s below
-  is the same work divided by its time (jaxphys' own CNN step does 3.6 % more: its
-  forward convolution runs padded)."""
+  is the same work divided by its time."""
   import jax
 
   step, params, opt_state = _plain_flax_step(case, x)

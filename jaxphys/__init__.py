@@ -13,7 +13,8 @@ from jaxphys.metrics import (accuracy, confusion_matrix, discovery_significance,
                              working_point)
 from jaxphys.models import CNN, MLP, LogisticRegression, SoftmaxRegression
 from jaxphys.regularizers import elastic_net, l1, l2
-from jaxphys.train import (TrainState, create_train_state, create_train_states, data_parallel_mesh,
-                           evaluate, fit, make_eval_step, make_train_step, predict)
+from jaxphys.train import (TrainState, compiler_options, create_train_state, create_train_states,
+                           data_parallel_mesh, evaluate, fit, make_eval_step, make_train_step,
+                           predict)
 
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxphys import activations
-from jaxphys.layers import Conv, pool2d
+from jaxphys.layers import pool2d
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN"]
 
@@ -130,10 +130,12 @@ class CNN(nn.Module):
       raise ValueError(f"CNN expects (batch, height, width, channels) input, got shape {x.shape}")
     if self.pool not in ("max", "avg"):
       raise ValueError(f"CNN pool must be 'max' or 'avg', got {self.pool!r}")
+    if self.padding not in ("VALID", "SAME"):
+      raise ValueError(f"CNN padding must be 'VALID' or 'SAME', got {self.padding!r}")
     act = activations.get(self.activation)
     n = len(self.conv_features)
     for i, channels in enumerate(self.conv_features):
-      x = act(Conv(channels, self.kernel_size, padding=self.padding)(x))
+      x = act(nn.Conv(channels, (self.kernel_size, self.kernel_size), padding=self.padding)(x))
       if (i + 1) % self.pool_every == 0 or i == n - 1:
         x = pool2d(x, self.pool_size, self.pool)
         if self.conv_dropout > 0:

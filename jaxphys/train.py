@@ -47,10 +47,49 @@ from jaxphys.errors import TrainingDiverged
 __all__ = [
     "TrainState", "create_train_state", "create_train_states", "classification_metrics",
     "make_train_step", "make_eval_step", "fit", "evaluate", "predict", "data_parallel_mesh",
+    "compiler_options",
 ]
 
 PyTree = Any
 Batch = Mapping[str, jax.Array]
+
+# XLA's CPU backend hands dots, convolutions and reductions to YNNPACK by default (jaxlib
+# 0.10). Its convolution gradients are slow: the course CNN's training step takes about
+# 820 ms there and 150 ms with convolutions left to XLA's Eigen kernels (2-core CPU,
+# batch 128; BENCHMARKS.md). Forward-only programs run equally fast either way.
+_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
+                "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_options_accepted() -> bool:
+  try:  # a jaxlib without YNNPACK fusions rejects the option: keep XLA's defaults there
+    jax.jit(lambda v: v + 1).lower(np.float32(0)).compile(dict(_CPU_OPTIONS))
+  except Exception:  # noqa: BLE001 (jax's runtime error class differs across versions)
+    return False
+  return True
+
+
+def compiler_options(backend: Optional[str] = None) -> dict:
+  """The XLA compiler options jaxphys compiles its training steps and epochs with.
+
+  On CPU: XLA's default library fusions without the convolutions (dots and reductions
+  stay on YNNPACK, convolutions go to Eigen), as long as the installed jaxlib knows the
+  option; ``{}`` on other backends. Give them to a step you compile yourself:
+  ``jax.jit(step, compiler_options=jaxphys.compiler_options())``.
+
+  Args:
+    backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; default ``jax.default_backend()``.
+  """
+  if (backend or jax.default_backend()) != "cpu" or not _cpu_options_accepted():
+    return {}
+  return dict(_CPU_OPTIONS)
+
+
+def _jit(fn: Callable, **kwargs) -> Callable:
+  """``jax.jit`` with :func:`compiler_options` (none passed when there are none)."""
+  options = compiler_options()
+  return jax.jit(fn, **kwargs, **({"compiler_options": options} if options else {}))
 
 
 @flax.struct.dataclass
@@ -116,6 +155,11 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
   The objective is ``sum(w * loss_fn(logits, y)) / sum(w) + state.reg_strength *
   regularizer(params)``, with per-example weights ``w = batch["weight"]`` (default 1;
   0 masks padding). ``key`` feeds the augmentation and the ``"dropout"`` rng.
+
+  :func:`fit` compiles it with :func:`compiler_options`; called directly it compiles
+  with XLA's defaults, which on CPU make convolutional models several times slower (the
+  course CNN: 820 against 150 ms per step). In a loop of your own, compile it as
+  ``jax.jit(step, compiler_options=compiler_options())``.
 
   Args:
     apply_fn: ``apply_fn({"params": p}, x, train=True, rngs={"dropout": k})`` -> logits.
@@ -211,10 +255,9 @@ class _EpochRunner:
   ``loop="scan"`` runs the whole epoch as one compiled loop (best for small models);
   ``loop="python"`` dispatches one compiled batch at a time without waiting for it.
   ``loop="auto"`` picks ``"python"`` on CPU when the step has a convolution and
-  ``"scan"`` otherwise: XLA's CPU kernel gradient of a convolution is 13x slower
-  inside a loop (the course CNN with ``flax.linen.Conv`` on a 2-core CPU: 13 against
-  165 images/s); with :class:`jaxphys.layers.Conv` both loops run at about 350.
-  Either way the host synchronises only when the epoch's metric sums are read.
+  ``"scan"`` otherwise: XLA's CPU convolution gradients are far slower inside a loop
+  (the course CNN on a 2-core CPU, with :func:`compiler_options`: 9 against 750
+  images/s). Either way the host synchronises only when the epoch's metric sums are read.
   """
 
   def __init__(self, batch_fn, plan_fn, num_batches, num_runs, loop, donate, plan_axes=0):
@@ -257,7 +300,7 @@ class _EpochRunner:
     self._analyse(carry, x, y, key)
     donate = (0,) if self.donate else ()
     if self.loop == "scan":
-      self.compiled = jax.jit(self._scan_epoch, donate_argnums=donate).lower(carry, x, y, key).compile()
+      self.compiled = _jit(self._scan_epoch, donate_argnums=donate).lower(carry, x, y, key).compile()
     else:
       # The epoch's plan and zero sums, placed like the key (replicated over a mesh);
       # the step is compiled for them there.
@@ -268,7 +311,7 @@ class _EpochRunner:
           lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
           jax.eval_shape(begin, key), begin_c.output_shardings)
       donate = (0, 1) if self.donate else ()
-      step_c = jax.jit(self.batch_fn, donate_argnums=donate).lower(
+      step_c = _jit(self.batch_fn, donate_argnums=donate).lower(
           carry, sums, x, y, plan, np.int32(0)).compile()
       self.compiled = (begin_c, step_c)
     self.compile_seconds = time.perf_counter() - start

@@ -83,3 +83,29 @@ def test_cnn_is_configurable():
 def test_cnn_rejects_flat_input():
   with pytest.raises(ValueError, match=r"CNN expects \(batch, height, width, channels\)"):
     jp.CNN().init(jax.random.key(0), jnp.ones((2, 784)))
+  with pytest.raises(ValueError, match="CNN padding must be 'VALID' or 'SAME', got 'FULL'"):
+    jp.CNN(padding="FULL").init(jax.random.key(0), jnp.ones((2, 28, 28, 1)))
+
+
+def _conv_reference(x, kernel, bias, padding):
+  """Cross-correlation with explicit windows in NumPy (float64)."""
+  k = kernel.shape[0]
+  if padding == "SAME":
+    x = np.pad(x, ((0, 0), ((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2), (0, 0)))
+  windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # (n,h,w,c,k,k)
+  return np.einsum("nhwcij,ijco->nhwo", windows, kernel) + bias
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_cnn_forward_equals_a_numpy_reference(padding):
+  x = np.asarray(jax.random.normal(jax.random.key(0), (3, 9, 8, 2)))
+  model = jp.CNN(conv_features=(4, 5), padding=padding, dense_features=(6,), num_classes=3)
+  p = jax.tree_util.tree_map(np.float64, _init(model, jnp.asarray(x)))
+  h = np.maximum(_conv_reference(x, p["Conv_0"]["kernel"], p["Conv_0"]["bias"], padding), 0)
+  h = np.maximum(_conv_reference(h, p["Conv_1"]["kernel"], p["Conv_1"]["bias"], padding), 0)
+  n, hh, ww, c = h.shape
+  h = h[:, :hh // 2 * 2, :ww // 2 * 2].reshape(n, hh // 2, 2, ww // 2, 2, c).max(axis=(2, 4))
+  h = np.maximum(h.reshape(n, -1) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"], 0)
+  ref = h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+  np.testing.assert_allclose(model.apply({"params": _init(model, jnp.asarray(x))}, x), ref,
+                             rtol=1e-4, atol=1e-5)

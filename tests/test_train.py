@@ -1,6 +1,8 @@
 """The trainer: convergence to scikit-learn's optimum, vmapped sweeps, padding,
 recompilation, determinism and exact resumption."""
 
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -234,6 +236,77 @@ def test_auto_loop_uses_python_dispatch_for_convolutions_on_cpu():
     _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=1, batch_size=16,
                      progress=False)
     assert hist["loop"] == (expected if jax.default_backend() == "cpu" else "scan")
+
+
+_SMALL_CNN = jp.CNN(conv_features=(16, 32), dense_features=(8,), num_classes=3)
+
+
+def _cnn_step_and_args(batch=8):
+  """A CNN just big enough that XLA's CPU defaults hand its convolutions to YNNPACK."""
+  model, tx = _SMALL_CNN, optax.adam(1e-2)
+  x = np.random.default_rng(0).random((batch, 12, 12, 1), dtype=np.float32)
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+  return step, (state, {"x": x, "y": np.arange(batch) % 3}, jax.random.key(1))
+
+
+def _library_fusions(hlo: str) -> list:
+  """The HLO operations XLA handed to YNNPACK: (fused computation, its ops) per fusion."""
+  bodies = dict(re.findall(r"^(%[\w.\-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.S | re.M))
+  calls = re.findall(r"calls=(%[\w.\-]+), [^\n]*\"kind\":\"__ynn_fusion\"", hlo)
+  return [bodies[c] for c in calls]
+
+
+def _program(hlo: str) -> list:
+  """A compiled program's instructions, sorted, without source locations (their tables and
+  each op's metadata) and without the numbers XLA appends to names (``%dot.10``)."""
+  code = [line for line in hlo.splitlines() if line.startswith((" ", "%", "ENTRY", "}"))]
+  code = re.sub(r", metadata=\{[^}]*\}", "", "\n".join(code))
+  return sorted(re.sub(r"\b([A-Za-z_][\w\-]*)\.\d+\b", r"\1", code).splitlines())
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_compiler_options_keep_convolutions_off_ynnpack_and_change_nothing_else():
+  options = jp.compiler_options()
+  if not options:
+    pytest.skip("this jaxlib has no YNNPACK fusions")
+  step, args = _cnn_step_and_args()
+  default = step.lower(*args).compile()
+  ours = jax.jit(step, compiler_options=options).lower(*args).compile()
+  assert any("convolution(" in f for f in _library_fusions(default.as_text()))  # XLA's default
+  assert not any("convolution(" in f for f in _library_fusions(ours.as_text()))
+  assert any("dot(" in f for f in _library_fusions(ours.as_text()))  # dots stay on YNNPACK
+  # Same numbers (the two programs only convolve differently).
+  chex.assert_trees_all_close(default(*args), ours(*args), rtol=1e-5, atol=1e-6)
+  # A program without convolutions compiles exactly as with XLA's defaults.
+  mlp, tx = jp.MLP((128, 3)), optax.adam(1e-2)
+  x = np.random.default_rng(0).random((128, 64), dtype=np.float32)
+  args = (jp.create_train_state(jax.random.key(0), mlp, tx, x), {"x": x, "y": np.arange(128) % 3},
+          jax.random.key(1))
+  mlp_step = jp.make_train_step(mlp.apply, jp.softmax_cross_entropy, tx)
+  hlo = mlp_step.lower(*args).compile().as_text()
+  fusions = _library_fusions(hlo)  # XLA's default on this MLP: dots and a reduction
+  assert any("dot(" in f for f in fusions) and any("reduce(" in f for f in fusions)
+  ours = jax.jit(mlp_step, compiler_options=options).lower(*args).compile().as_text()
+  assert _program(ours) == _program(hlo)
+  assert jp.compiler_options("gpu") == {}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_fit_and_evaluate_compile_with_the_compiler_options(monkeypatch):
+  if not jp.compiler_options():
+    pytest.skip("this jaxlib has no YNNPACK fusions")
+  step, (state, batch, _) = _cnn_step_and_args()
+  # An option value XLA rejects proves that fit and evaluate hand the options to XLA.
+  monkeypatch.setattr(jp.train, "_CPU_OPTIONS",
+                      {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_FUSION_TYPE"})
+  for loop in ("python", "scan"):
+    with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
+      jp.fit(state, step, batch["x"], batch["y"], key=jax.random.key(1), epochs=1, batch_size=4,
+             progress=False, loop=loop)
+  eval_step = jp.make_eval_step(_SMALL_CNN.apply, jp.softmax_cross_entropy)
+  with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
+    jp.evaluate(eval_step, state.params, batch["x"], batch["y"], batch_size=4)
 
 
 @pytest.mark.parametrize("n", [1, 2, 999, 60_000, 100_001])
