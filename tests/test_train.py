@@ -251,7 +251,7 @@ def _cnn_step_and_args(batch=8):
 
 
 def _library_fusions(hlo: str) -> list:
-  """The HLO operations XLA handed to YNNPACK: (fused computation, its ops) per fusion."""
+  """The text of each fused computation XLA handed to YNNPACK."""
   bodies = dict(re.findall(r"^(%[\w.\-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.S | re.M))
   calls = re.findall(r"calls=(%[\w.\-]+), [^\n]*\"kind\":\"__ynn_fusion\"", hlo)
   return [bodies[c] for c in calls]
@@ -294,7 +294,7 @@ def test_compiler_options_keep_convolutions_off_ynnpack_and_change_nothing_else(
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
 def test_fit_and_evaluate_compile_with_the_compiler_options(monkeypatch):
-  if not jp.compiler_options():
+  if not jp.compiler_options():  # (this also runs, and caches, the probe on the real options)
     pytest.skip("this jaxlib has no YNNPACK fusions")
   step, (state, batch, _) = _cnn_step_and_args()
   # An option value XLA rejects proves that fit and evaluate hand the options to XLA.
