@@ -26,22 +26,17 @@ import time
 
 
 def _step_and_batch(model_name: str, batch: int):
+  """The model, loss, optimiser and synthetic data of ``benchmarks/training.py``'s case."""
   import jax
-  import numpy as np
   import optax
   import jaxphys as jp
+  from training import LR, Case, _data, _flax_model, _loss
 
-  shapes = {"cnn": (28, 28, 1), "mlp": (28, 28, 1), "softmax": (28, 28, 1), "susy": (18,)}
-  model = {"cnn": jp.CNN(), "mlp": jp.MLP((512, 512, 10)), "softmax": jp.SoftmaxRegression(10),
-           "susy": jp.MLP((300, 300, 300, 300, 1), activation="tanh")}[model_name]
-  loss = jp.binary_cross_entropy if model_name == "susy" else jp.softmax_cross_entropy
-  rng = np.random.default_rng(0)
-  x = rng.random((batch,) + shapes[model_name], dtype=np.float32)
-  y = (rng.integers(0, 2, batch).astype(np.float32) if model_name == "susy"
-       else rng.integers(0, 10, batch).astype(np.int32))
-  tx = optax.adam(1e-3)
+  case = Case(model_name, model_name, (18,) if model_name == "susy" else (28, 28, 1), batch, batch)
+  x, y = _data(case, batch)
+  model, tx = _flax_model(model_name), optax.adam(LR)
   # Compiled as fit compiles it (on CPU, convolutions off YNNPACK).
-  step = jax.jit(jp.make_train_step(model.apply, loss, tx),
+  step = jax.jit(jp.make_train_step(model.apply, _loss(model_name), tx),
                  compiler_options=jp.compiler_options() or None)
   state = jp.create_train_state(jax.random.key(0), model, tx, x)
   return step, state, {"x": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}

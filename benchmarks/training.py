@@ -218,12 +218,7 @@ def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
 
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   product = jax.jit(jnp.matmul)
-  jax.block_until_ready(product(a, a))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(product(a, a))
-    times.append(time.perf_counter() - start)
+  times = _timed_epochs(lambda: jax.block_until_ready(product(a, a)), repeats)
   return 2 * n**3 / statistics.median(times)
 
 
