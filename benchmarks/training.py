@@ -5,7 +5,9 @@ Each framework trains the same architecture with Adam (learning rate 1e-3) on th
 synthetic data of the case's shape (MNIST-like images or SUSY-like events; throughput
 does not depend on the values). Throughput is examples per second of the median epoch
 after a first, untimed epoch (jaxphys: after ahead-of-time compilation, whose time is
-reported separately). Peers are optional: ``pip install torch keras tensorflow-cpu``.
+reported separately). The frameworks take turns, one epoch each (the others' epochs run
+between the jaxphys trainer's), so that every ratio compares epochs run in the same
+minutes: on a shared machine absolute speeds drift by tens of percent within a run. Peers are optional: ``pip install torch keras tensorflow-cpu``.
 Each case also prints every framework's FLOP/s (XLA's count of the plain step's work over
 the framework's time) against the machine's matrix-multiply FLOP/s, measured first.
 
@@ -60,6 +62,9 @@ CASES = {c.name: c for c in [
 ]}
 NUM_CLASSES = {"softmax": 10, "mlp": 10, "cnn": 10, "susy": 1}
 LR = 1e-3
+# A pause before each framework's turn: the previous framework's worker threads keep
+# spinning for a while after its last operation (OpenMP, TensorFlow's thread pools).
+SETTLE_SECONDS = 0.25
 
 
 def _data(case: Case, n: int):
@@ -71,15 +76,19 @@ def _data(case: Case, n: int):
   return x, y
 
 
+def _timed(run: Callable[[], None]) -> Callable[[], float]:
+  """``run`` as a function that runs it once and returns the seconds it took."""
+  def timed() -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+  return timed
+
+
 def _timed_epochs(run_epoch: Callable[[], None], epochs: int) -> list:
   """Runs one untimed warm-up epoch, then ``epochs`` timed ones; returns their seconds."""
   run_epoch()
-  times = []
-  for _ in range(epochs):
-    start = time.perf_counter()
-    run_epoch()
-    times.append(time.perf_counter() - start)
-  return times
+  return [_timed(run_epoch)() for _ in range(epochs)]
 
 
 # ------------------------------------------------------------------------------ JAX
@@ -107,9 +116,10 @@ def _augment(case: Case):
 
 
 def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, model=None,
-                  shared_order: bool = False) -> dict:
+                  shared_order: bool = False, between: Optional[Callable[[], None]] = None) -> dict:
   """The library's trainer: ``fit`` with its default loop choice (``runs``: K vmapped models,
-  each in its own example order unless ``shared_order``)."""
+  each in its own example order unless ``shared_order``); ``between()`` runs after each
+  of its epochs (the other frameworks' turns)."""
   import jax
   import optax
   import jaxphys as jp
@@ -121,7 +131,8 @@ def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, mod
   else:
     state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
   _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1,
-                   batch_size=case.batch, progress=False, shared_order=shared_order)
+                   batch_size=case.batch, progress=False, shared_order=shared_order,
+                   callback=between and (lambda *_: between()))
   return {"seconds": list(hist["epoch_seconds"][1:]), "compile_seconds": hist["compile_seconds"],
           "note": f"loop={hist['loop']}"}
 
@@ -169,9 +180,10 @@ def _plain_flax_step(case: Case, x):
   return step, params, tx.init(params)
 
 
-def bench_flax(case: Case, x, y, epochs: int) -> dict:
+def flax_epoch(case: Case, x, y) -> tuple[Callable[[], float], dict]:
   """A plain Flax/Optax loop: one jitted step per batch, batches sliced on the host; the
-  CNN from ``flax.linen`` layers (the other models are the same Dense stacks)."""
+  CNN from ``flax.linen`` layers (the other models are the same Dense stacks). Returns
+  a function that runs one epoch and returns its seconds, and the compile time."""
   import jax
   import numpy as np
 
@@ -192,7 +204,7 @@ def bench_flax(case: Case, x, y, epochs: int) -> dict:
   start = time.perf_counter()
   jax.block_until_ready(step.lower(params, opt_state, x[:case.batch], y[:case.batch], key).compile())
   compile_s = time.perf_counter() - start
-  return {"seconds": _timed_epochs(run_epoch, epochs), "compile_seconds": compile_s}
+  return _timed(run_epoch), {"compile_seconds": compile_s}
 
 
 def flops_per_example(case: Case, x, y) -> float:
@@ -225,7 +237,8 @@ def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
 # -------------------------------------------------------------------------- PyTorch
 
 
-def bench_torch(case: Case, x, y, epochs: int, threads: int) -> dict:
+def torch_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], dict]:
+  """The same model and loop in PyTorch (``--threads`` intra-op threads); as :func:`flax_epoch`."""
   import numpy as np
   import torch
   from torch import nn
@@ -275,13 +288,15 @@ def bench_torch(case: Case, x, y, epochs: int, threads: int) -> dict:
       loss_fn(model(xb), yt[idx]).backward()
       opt.step()
 
-  return {"seconds": _timed_epochs(run_epoch, epochs), "note": f"torch {torch.__version__}"}
+  return _timed(run_epoch), {"note": f"torch {torch.__version__}"}
 
 
 # ---------------------------------------------------------------------------- Keras
 
 
-def bench_keras(case: Case, x, y, epochs: int, threads: int) -> dict:
+def keras_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], dict]:
+  """The same model in Keras 3 on TensorFlow, one ``model.fit`` epoch per call, timed from
+  its epoch's start to its end (each call's set-up is not counted); as :func:`flax_epoch`."""
   import keras
   import tensorflow as tf
 
@@ -315,8 +330,12 @@ def bench_keras(case: Case, x, y, epochs: int, threads: int) -> dict:
       times.append(time.perf_counter() - self.start)
 
   times: list = []
-  model.fit(x, y, batch_size=case.batch, epochs=epochs + 1, verbose=0, shuffle=True, callbacks=[Timer()])
-  return {"seconds": times[1:], "note": f"keras {keras.__version__}, tf {tf.__version__}"}
+
+  def epoch() -> float:
+    model.fit(x, y, batch_size=case.batch, epochs=1, verbose=0, shuffle=True, callbacks=[Timer()])
+    return times[-1]
+
+  return epoch, {"note": f"keras {keras.__version__}, tf {tf.__version__}"}
 
 
 # ----------------------------------------------------------------------------- main
@@ -332,16 +351,28 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
   n = max(case.batch, int(case.examples * scale) // case.batch * case.batch)
   x, y = _data(case, n)
   flops = flops_per_example(case, x, y)
-  out = {}
+  # Every framework but jaxphys as a one-epoch function; they take turns between the
+  # jaxphys trainer's epochs (or among themselves), the first epoch of each untimed.
+  makers = {"flax": lambda: flax_epoch(case, x, y), "torch": lambda: torch_epoch(case, x, y, threads),
+            "keras": lambda: keras_epoch(case, x, y, threads)}
+  others = {fw: makers[fw]() for fw in frameworks if fw != "jaxphys"}
+  out = {fw: {"seconds": [], **info} for fw, (_, info) in others.items()}
+
+  def turns():
+    for fw, (epoch, _) in others.items():
+      time.sleep(SETTLE_SECONDS)
+      out[fw]["seconds"].append(epoch())
+    time.sleep(SETTLE_SECONDS)
+
+  if "jaxphys" in frameworks:
+    out = {"jaxphys": bench_jaxphys(case, x, y, epochs, between=turns), **out}
+  else:
+    for _ in range(epochs + 1):
+      turns()
+  for fw in others:
+    out[fw]["seconds"] = out[fw]["seconds"][1:]
   for fw in frameworks:
-    if fw == "jaxphys":
-      r = bench_jaxphys(case, x, y, epochs)
-    elif fw == "flax":
-      r = bench_flax(case, x, y, epochs)
-    elif fw == "torch":
-      r = bench_torch(case, x, y, epochs, threads)
-    else:
-      r = bench_keras(case, x, y, epochs, threads)
+    r = out[fw]
     r["examples_per_second"] = n / statistics.median(r["seconds"])
     r["flops_per_second"] = flops * r["examples_per_second"]
     out[fw] = r

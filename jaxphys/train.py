@@ -59,36 +59,50 @@ Batch = Mapping[str, jax.Array]
 # batch 128; BENCHMARKS.md). Forward-only programs run equally fast either way.
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
                 "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+# For programs that convolve, also XLA's memory-minimising schedule: the course CNN's
+# step 5 % faster, the SUSY network's 5-7 % slower, so only there (BENCHMARKS.md).
+_CPU_CONV_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+
+
+def _cpu_group(convolutions: bool) -> dict:
+  return _CPU_CONV_OPTIONS if convolutions else _CPU_OPTIONS
 
 
 @functools.lru_cache(maxsize=None)
-def _cpu_options_accepted() -> bool:
-  try:  # a jaxlib without YNNPACK fusions rejects the option: keep XLA's defaults there
-    jax.jit(lambda v: v + 1).lower(np.float32(0)).compile(dict(_CPU_OPTIONS))
+def _accepted(convolutions: bool) -> bool:
+  """Whether the installed jaxlib knows the CPU option group (probed once per group)."""
+  try:
+    jax.jit(lambda v: v + 1).lower(np.float32(0)).compile(dict(_cpu_group(convolutions)))
   except Exception:  # noqa: BLE001 (jax's runtime error class differs across versions)
     return False
   return True
 
 
-def compiler_options(backend: Optional[str] = None) -> dict:
+def compiler_options(backend: Optional[str] = None, *, convolutions: bool = False) -> dict:
   """The XLA compiler options jaxphys compiles its training steps and epochs with.
 
   On CPU: XLA's default library fusions without the convolutions (dots and reductions
-  stay on YNNPACK, convolutions go to Eigen), as long as the installed jaxlib knows the
-  option; ``{}`` on other backends. Give them to a step you compile yourself:
-  ``jax.jit(step, compiler_options=jaxphys.compiler_options())``.
+  stay on YNNPACK, convolutions go to Eigen) and, for a program that convolves, XLA's
+  memory-minimising operation schedule; each only if the installed jaxlib knows it.
+  ``{}`` on other backends. Give them to a step you compile yourself:
+  ``jax.jit(step, compiler_options=jaxphys.compiler_options(convolutions=True))``.
 
   Args:
     backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; default ``jax.default_backend()``.
+    convolutions: whether the program convolves (:func:`fit` and :func:`evaluate` look).
   """
-  if (backend or jax.default_backend()) != "cpu" or not _cpu_options_accepted():
+  if (backend or jax.default_backend()) != "cpu":
     return {}
-  return dict(_CPU_OPTIONS)
+  out = {}
+  for group in (False, True) if convolutions else (False,):
+    if _accepted(group):
+      out.update(_cpu_group(group))
+  return out
 
 
-def _jit(fn: Callable, **kwargs) -> Callable:
+def _jit(fn: Callable, convolutions: bool = False, **kwargs) -> Callable:
   """``jax.jit`` with :func:`compiler_options` (none passed when there are none)."""
-  options = compiler_options()
+  options = compiler_options(convolutions=convolutions)
   return jax.jit(fn, **kwargs, **({"compiler_options": options} if options else {}))
 
 
@@ -159,7 +173,8 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
   :func:`fit` compiles it with :func:`compiler_options`; called directly it compiles
   with XLA's defaults, which on CPU make convolutional models several times slower (the
   course CNN: 820 against 150 ms per step). In a loop of your own, compile it as
-  ``jax.jit(step, compiler_options=compiler_options())``.
+  ``jax.jit(step, compiler_options=compiler_options(convolutions=True))`` (``False``
+  for a model without convolutions).
 
   Args:
     apply_fn: ``apply_fn({"params": p}, x, train=True, rngs={"dropout": k})`` -> logits.
@@ -273,15 +288,17 @@ class _EpochRunner:
     self.compiled = None
     self.compile_seconds = 0.0
     self._metric_shapes = None
+    self.convolves = False  # whether a batch applies a convolution (set by _analyse)
 
   def _analyse(self, carry, x, y, key) -> None:
-    """Traces one batch abstractly (once): the metrics' structure and the loop to use."""
+    """Traces one batch abstractly (once): the metrics' structure, whether the batch
+    convolves and the loop to use."""
     plan = jax.eval_shape(self.plan_fn, key)
     closed, shapes = jax.make_jaxpr(self.batch_fn, return_shape=True)(carry, None, x, y, plan, 0)
     self._metric_shapes = shapes[1]
+    self.convolves = _uses_primitive(closed.jaxpr, "conv_general_dilated")
     if self.loop == "auto":
-      conv = _uses_primitive(closed.jaxpr, "conv_general_dilated")
-      self.loop = "python" if conv and jax.default_backend() == "cpu" else "scan"
+      self.loop = "python" if self.convolves and jax.default_backend() == "cpu" else "scan"
 
   def _init_sums(self) -> dict:
     sums = _zeros_like(self._metric_shapes)
@@ -300,7 +317,8 @@ class _EpochRunner:
     self._analyse(carry, x, y, key)
     donate = (0,) if self.donate else ()
     if self.loop == "scan":
-      self.compiled = _jit(self._scan_epoch, donate_argnums=donate).lower(carry, x, y, key).compile()
+      self.compiled = _jit(self._scan_epoch, self.convolves,
+                           donate_argnums=donate).lower(carry, x, y, key).compile()
     else:
       # The epoch's plan and zero sums, placed like the key (replicated over a mesh);
       # the step is compiled for them there.
@@ -311,7 +329,7 @@ class _EpochRunner:
           lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
           jax.eval_shape(begin, key), begin_c.output_shardings)
       donate = (0, 1) if self.donate else ()
-      step_c = _jit(self.batch_fn, donate_argnums=donate).lower(
+      step_c = _jit(self.batch_fn, self.convolves, donate_argnums=donate).lower(
           carry, sums, x, y, plan, np.int32(0)).compile()
       self.compiled = (begin_c, step_c)
     self.compile_seconds = time.perf_counter() - start

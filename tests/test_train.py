@@ -289,12 +289,27 @@ def test_compiler_options_keep_convolutions_off_ynnpack_and_change_nothing_else(
   assert any("dot(" in f for f in fusions) and any("reduce(" in f for f in fusions)
   ours = jax.jit(mlp_step, compiler_options=options).lower(*args).compile().as_text()
   assert _program(ours) == _program(hlo)
-  assert jp.compiler_options("gpu") == {}
+  assert jp.compiler_options("gpu") == {} == jp.compiler_options("gpu", convolutions=True)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_convolutional_programs_also_get_the_memory_minimising_schedule():
+  options = jp.compiler_options()
+  conv_options = jp.compiler_options(convolutions=True)
+  if not options or conv_options == options:
+    pytest.skip("this jaxlib lacks the options")
+  assert conv_options == {**options,
+                          "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+  # The schedule orders the same operations: the same numbers, bit for bit.
+  step, args = _cnn_step_and_args()
+  a = jax.jit(step, compiler_options=options)(*args)
+  b = jax.jit(step, compiler_options=conv_options)(*args)
+  chex.assert_trees_all_equal(a, b)
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
 def test_fit_and_evaluate_compile_with_the_compiler_options(monkeypatch):
-  if not jp.compiler_options():  # (this also runs, and caches, the probe on the real options)
+  if not jp.compiler_options(convolutions=True):  # (runs, and caches, the probes on the real options)
     pytest.skip("this jaxlib has no YNNPACK fusions")
   step, (state, batch, _) = _cnn_step_and_args()
   # An option value XLA rejects proves that fit and evaluate hand the options to XLA.
@@ -307,6 +322,23 @@ def test_fit_and_evaluate_compile_with_the_compiler_options(monkeypatch):
   eval_step = jp.make_eval_step(_SMALL_CNN.apply, jp.softmax_cross_entropy)
   with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
     jp.evaluate(eval_step, state.params, batch["x"], batch["y"], batch_size=4)
+  # The convolutions' option group goes to programs that convolve, and to no other.
+  monkeypatch.undo()
+  if jp.compiler_options(convolutions=True) == jp.compiler_options():
+    return
+  monkeypatch.setattr(jp.train, "_CPU_CONV_OPTIONS", {"xla_cpu_scheduler_type": "NOT_A_SCHEDULE"})
+  for loop in ("python", "scan"):
+    with pytest.raises(Exception, match="NOT_A_SCHEDULE"):
+      jp.fit(state, step, batch["x"], batch["y"], key=jax.random.key(1), epochs=1, batch_size=4,
+             progress=False, loop=loop)
+  with pytest.raises(Exception, match="NOT_A_SCHEDULE"):
+    jp.evaluate(eval_step, state.params, batch["x"], batch["y"], batch_size=4)
+  mlp, tx = jp.MLP((8, 10)), optax.sgd(0.1)
+  mlp_step = jp.make_train_step(mlp.apply, jp.softmax_cross_entropy, tx)
+  mlp_state = jp.create_train_state(jax.random.key(0), mlp, tx, batch["x"])
+  for loop in ("python", "scan"):
+    jp.fit(mlp_state, mlp_step, batch["x"], batch["y"], key=jax.random.key(1), epochs=1,
+           batch_size=4, progress=False, loop=loop)
 
 
 @pytest.mark.parametrize("n", [1, 2, 999, 60_000, 100_001])
