@@ -7,7 +7,8 @@ does not depend on the values). Throughput is examples per second of the median 
 after a first, untimed epoch (jaxphys: after ahead-of-time compilation, whose time is
 reported separately). The frameworks take turns, one epoch each (the others' epochs run
 between the jaxphys trainer's), so that every ratio compares epochs run in the same
-minutes: on a shared machine absolute speeds drift by tens of percent within a run. Peers are optional: ``pip install torch keras tensorflow-cpu``.
+minutes: on a shared machine absolute speeds drift by tens of percent within a run.
+Peers are optional: ``pip install torch keras tensorflow-cpu``.
 Each case also prints every framework's FLOP/s (XLA's count of the plain step's work over
 the framework's time) against the machine's matrix-multiply FLOP/s, measured first.
 
@@ -132,7 +133,7 @@ def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, mod
     state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
   _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1,
                    batch_size=case.batch, progress=False, shared_order=shared_order,
-                   callback=between and (lambda *_: between()))
+                   callback=None if between is None else (lambda *_: between()))
   return {"seconds": list(hist["epoch_seconds"][1:]), "compile_seconds": hist["compile_seconds"],
           "note": f"loop={hist['loop']}"}
 
