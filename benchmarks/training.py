@@ -376,7 +376,6 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
     r = out[fw]
     r["examples_per_second"] = n / statistics.median(r["seconds"])
     r["flops_per_second"] = flops * r["examples_per_second"]
-    out[fw] = r
     print(f"  {fw:8s} {r['examples_per_second']:12,.0f} /s   median epoch {statistics.median(r['seconds']):.2f} s"
           + (f", compile {r['compile_seconds']:.1f} s" if "compile_seconds" in r else "")
           + (f"  ({r['note']})" if r.get("note") else ""), flush=True)

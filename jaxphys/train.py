@@ -60,7 +60,7 @@ Batch = Mapping[str, jax.Array]
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
                 "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 # For programs that convolve, also XLA's memory-minimising schedule: the course CNN's
-# step 5 % faster, the SUSY network's 5-7 % slower, so only there (BENCHMARKS.md).
+# step 5 % faster, the SUSY network's 2-7 % slower, so only there (BENCHMARKS.md).
 _CPU_CONV_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
 
 
