@@ -27,10 +27,8 @@ replicated, each batch is split over the mesh, and XLA inserts the gradient all-
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import math
-import os
 import time
 from typing import Any, Callable, Mapping, Optional
 
@@ -573,12 +571,15 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   state = replicate(jax.tree_util.tree_map(jnp.copy, state))  # the runner donates its input
   keys = replicate(keys)
 
-  def plan(epoch):  # the epoch's key and example order
+  from jaxphys import _shuffle  # here: it imports Numba, which only training needs
+
+  def plan(epoch):  # the epoch's keys now; its example order when the result is called
     epoch_keys = fold(keys, epoch)
     order_keys = epoch_keys[0] if num_runs is not None and shared_order else epoch_keys
-    return replicate((epoch_keys, _shuffle(order_keys, n)))
+    finish = _shuffle.start(order_keys, n)
+    return lambda: replicate((epoch_keys, finish()))
 
-  upcoming = plan(initial_epoch)
+  upcoming = plan(initial_epoch)()
   try:
     runner.compile(state, x, y, upcoming)
   except (TypeError, ValueError, flax.errors.FlaxError) as e:  # shapes the model rejects
@@ -590,9 +591,12 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   bar = _progress(range(initial_epoch, epochs), progress)
   for epoch in bar:
     start = time.perf_counter()
+    # The next epoch's shuffle: its device part (key splits) before this epoch is
+    # dispatched, as the device runs one program at a time; its host part while it runs.
+    following = plan(epoch + 1) if epoch + 1 < epochs else None
     state, sums = runner(state, x, y, upcoming)
-    if epoch + 1 < epochs:  # the next shuffle, on the host while the epoch runs
-      upcoming = plan(epoch + 1)
+    if following is not None:
+      upcoming = following()
     jax.block_until_ready(state)
     seconds = time.perf_counter() - start
     sums = jax.device_get(sums)
@@ -635,52 +639,6 @@ def _check_finite(epoch: int, sums: dict, params, num_runs, history: dict) -> No
     raise TrainingDiverged(epoch, int(steps.min()) if steps.size else -1,
                            runs=np.flatnonzero(bad).tolist() if num_runs else None,
                            history={k: np.asarray(v) for k, v in history.items()})
-
-
-def _shuffle(key, n: int) -> np.ndarray:
-  """The epoch's order of ``n`` examples: ``jax.random.permutation(split(key)[0], n)``,
-  ``(n,)`` (``(K, n)`` for a batch of K keys), computed on the host.
-
-  Bit for bit the same rounds of stable sorts by fresh 32-bit random words as
-  ``jax.random.permutation`` (checked in ``tests/test_train.py``). A stable argsort of
-  the words is a plain sort of 64-bit (word, position) pairs, which NumPy does 6x faster
-  (100,000: 1.2 ms) than its stable argsort, itself faster than XLA's CPU sort with a
-  payload (800,000 examples, the whole permutation: 499 ms in XLA).
-  """
-  batch = _is_key_batch(key)
-  keys = _first_keys(key if batch else key[None])
-  positions = np.arange(n, dtype=np.uint64)
-  orders = np.tile(np.arange(n, dtype=np.int32), (len(keys), 1))
-  for _ in range(int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))):
-    keys, words = _split_and_draw(keys, n)
-    words = np.asarray(words).astype(np.uint64) << np.uint64(32)
-
-    def one(r):  # NumPy's sort releases the GIL: runs shuffle side by side
-      orders[r] = orders[r][np.sort(words[r] | positions) & np.uint64(0xFFFFFFFF)]
-
-    if len(orders) == 1:
-      one(0)
-    else:
-      list(_host_pool().map(one, range(len(orders))))
-  return orders if batch else orders[0]
-
-
-@functools.lru_cache(maxsize=1)
-def _host_pool():
-  return concurrent.futures.ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)))
-
-
-@jax.jit
-def _first_keys(keys):
-  return jax.vmap(lambda k: jax.random.split(k)[0])(keys)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _split_and_draw(keys, n: int):
-  """One round of ``jax.random.permutation``'s shuffle for each key: the next keys and
-  ``(K, n)`` uint32 sort words."""
-  pairs = jax.vmap(jax.random.split)(keys)
-  return pairs[:, 0], jax.vmap(lambda k: jax.random.bits(k, (n,), jnp.uint32))(pairs[:, 1])
 
 
 def _is_key_batch(key) -> bool:

@@ -344,12 +344,53 @@ def test_fit_and_evaluate_compile_with_the_compiler_options(monkeypatch):
 @pytest.mark.parametrize("n", [1, 2, 999, 60_000, 100_001])
 def test_host_shuffle_is_jax_random_permutation(n):
   # fit shuffles on the host for speed; the order must stay jax.random.permutation's.
+  from jaxphys import _shuffle
   key = jax.random.key(n)
   expected = jax.random.permutation(jax.random.split(key)[0], n)
-  np.testing.assert_array_equal(jp.train._shuffle(key, n), expected)
+  np.testing.assert_array_equal(_shuffle.permutations(key, n), expected)
   keys = jax.random.split(key, 3)
   batch = jax.vmap(lambda k: jax.random.permutation(jax.random.split(k)[0], n))(keys)
-  np.testing.assert_array_equal(jp.train._shuffle(keys, n), batch)
+  np.testing.assert_array_equal(_shuffle.permutations(keys, n), batch)
+  raw = jax.random.PRNGKey(n)  # legacy uint32 keys
+  np.testing.assert_array_equal(_shuffle.permutations(raw, n),
+                                jax.random.permutation(jax.random.split(raw)[0], n))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**31 + 7])
+def test_host_threefry_bits_are_jax_random_bits(seed):
+  # Numba's threefry-2x32 against XLA's, over counters past 2**16 and key words past 2**31.
+  from jaxphys import _shuffle
+  key = jax.random.fold_in(jax.random.key(seed), 12345)
+  k0, k1 = np.asarray(jax.random.key_data(key))
+  out = np.empty(70_001, np.uint32)
+  _shuffle._threefry_bits(k0, k1, out)
+  np.testing.assert_array_equal(out, jax.random.bits(key, out.shape, jnp.uint32))
+
+
+@pytest.mark.parametrize("n", [2, 999, 70_000])
+def test_host_shuffle_falls_back_for_other_keys(n):
+  # rbg keys and non-partitionable threefry draw their bits with jax.random; the order is
+  # still permutation's, key by key.
+  from jaxphys import _shuffle
+  for key in (jax.random.key(n, impl="rbg"), jax.random.key(n, impl="unsafe_rbg")):
+    np.testing.assert_array_equal(_shuffle.permutations(key, n),
+                                  jax.random.permutation(jax.random.split(key)[0], n))
+  with jax.threefry_partitionable(False):
+    keys = jax.random.split(jax.random.key(n), 2)
+    expected = [jax.random.permutation(jax.random.split(k)[0], n) for k in keys]
+    np.testing.assert_array_equal(_shuffle.permutations(keys, n), np.stack(expected))
+
+
+def test_host_radix_sort_is_a_stable_argsort():
+  # Ties (few distinct words) must keep the input order, as jax.random.permutation's sorts do.
+  from jaxphys import _shuffle
+  rng = np.random.default_rng(0)
+  for words in (rng.integers(0, 5, 10_000), rng.integers(0, 2**32, 10_000),
+                np.array([2**32 - 1, 0, 65536, 65535, 65536, 0])):
+    words = words.astype(np.uint32)
+    order = rng.permutation(len(words)).astype(np.int32)
+    np.testing.assert_array_equal(_shuffle._sorted_by(words, order),
+                                  order[np.argsort(words, kind="stable")])
 
 
 def test_memory_stays_flat_over_hundreds_of_epochs():
