@@ -7,9 +7,9 @@ the host, off the device's queue: threefry-2x32 bits (as ``jax.random.bits`` dra
 with partitionable threefry, JAX's default) and stable sorts by those bits (an LSD
 radix sort), in Numba, the runs of a batch of keys on parallel host threads. Keys of
 another implementation, or ``jax_threefry_partitionable=False``, draw their bits with
-``jax.random`` in the device part instead. For 100,000 examples the host part takes about
-2.5 ms per key; the logistic regression's epoch on SUSY-shaped data went from 17-18 to
-10-14 ms (BENCHMARKS.md).
+``jax.random`` in the device part instead. On a 2-core CPU, for 100,000 examples: one
+key's shuffle 4.4 ms against 11-15 ms drawn on the device, a logistic regression's epoch
+11-13 ms against 18-19 ms (``benchmarks/shuffle.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
