@@ -1,7 +1,8 @@
-"""Data-parallel training over 8 (simulated) CPU devices gives the single-device result.
+"""Data-parallel training over 8 (simulated) CPU devices, and over two processes with
+``jax.distributed``, gives the single-device result.
 
-The device count is fixed when JAX starts, so the checks run in a fresh interpreter with
-``XLA_FLAGS=--xla_force_host_platform_device_count=8``.
+The device count is fixed when JAX starts, so the checks run in fresh interpreters with
+``XLA_FLAGS=--xla_force_host_platform_device_count=N``.
 """
 
 import os
@@ -63,3 +64,77 @@ def test_data_parallel_fit_matches_one_device():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
   out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+
+CASE = textwrap.dedent("""
+    import jax, numpy as np, optax
+    import jaxphys as jp
+
+    def train(mesh, runs, loop):
+      rng = np.random.default_rng(0)
+      x = rng.normal(size=(500, 6)).astype(np.float32)
+      y = (x[:, 0] + x[:, 1] ** 2 > 1).astype(np.int32)
+      model, tx = jp.MLP((16, 2), activation="tanh"), optax.adam(1e-2)
+      step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+      ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
+      if runs:
+        state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
+      else:
+        state = jp.create_train_state(jax.random.key(0), model, tx, x)
+      return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=3, batch_size=64,
+                    progress=False, eval_step=ev, eval_data=(x, y), eval_batch_size=128,
+                    mesh=mesh, loop=loop)
+""")
+CASES = ((None, "scan"), (2, "python"))
+
+# One process of two: joins the cluster before any JAX computation, trains on a mesh over
+# all four devices, saves the parameters it ends with.
+WORKER = textwrap.dedent("""
+    import sys
+    import jax
+    process, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                               process_id=process, initialization_timeout=120)
+""") + CASE + textwrap.dedent(f"""
+    assert jax.device_count() == 4 and jax.local_device_count() == 2, jax.devices()
+    saved = {{}}
+    for runs, loop in {CASES!r}:
+      state, history = train(jp.data_parallel_mesh(jax.devices()), runs, loop)
+      for i, leaf in enumerate(jax.tree_util.tree_leaves(state.params)):
+        saved[f"{{runs}}_{{loop}}_{{i}}"] = np.asarray(leaf)
+      saved[f"{{runs}}_{{loop}}_eval_loss"] = history["eval_loss"]
+    np.savez(out, **saved)
+""")
+
+
+def test_two_processes_match_one_device(tmp_path):
+  # Multi-host as README describes it: jax.distributed over two processes of two CPU
+  # devices each (collectives through gloo), one mesh over all four devices. Every
+  # process ends with the single-device parameters.
+  import socket
+
+  import jax
+  import numpy as np
+
+  import jaxphys as jp
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+  outs = [tmp_path / f"process{p}.npz" for p in (0, 1)]
+  procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(p), port, str(outs[p])], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in (0, 1)]
+  for p in procs:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+
+  namespace = {}
+  exec(CASE, namespace)  # the same training, here on one device
+  for runs, loop in CASES:
+    state, history = namespace["train"](jp.data_parallel_mesh(jax.devices()[:1]), runs, loop)
+    for out in outs:
+      got = np.load(out, allow_pickle=False)
+      for i, leaf in enumerate(jax.tree_util.tree_leaves(state.params)):
+        np.testing.assert_allclose(got[f"{runs}_{loop}_{i}"], leaf, rtol=2e-5, atol=2e-6)
+      np.testing.assert_allclose(got[f"{runs}_{loop}_eval_loss"], history["eval_loss"], rtol=1e-5)
