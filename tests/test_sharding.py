@@ -10,12 +10,12 @@ import subprocess
 import sys
 import textwrap
 
-SCRIPT = textwrap.dedent("""
+# The training every check compares: data, model and steps at module level, then
+# ``train(mesh, runs, loop)`` -> ``(state, history)``.
+CASE = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np, optax
     import jaxphys as jp
-    from jaxphys.train import _placement
 
-    assert jax.device_count() == 8, jax.devices()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 6)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] ** 2 > 1).astype(np.int32)
@@ -29,7 +29,12 @@ SCRIPT = textwrap.dedent("""
         state = jp.create_train_state(jax.random.key(0), model, tx, x)
       return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=3, batch_size=64, progress=False,
                     eval_step=ev, eval_data=(x, y), eval_batch_size=128, mesh=mesh, loop=loop)
+""")
 
+SCRIPT = CASE + textwrap.dedent("""
+    from jaxphys.train import _placement
+
+    assert jax.device_count() == 8, jax.devices()
     one = jp.data_parallel_mesh(jax.devices()[:1])
     for runs, loop in ((None, "scan"), (2, "scan"), (None, "python"), (2, "python")):
       s1, h1 = train(one, runs, loop)
@@ -66,26 +71,6 @@ def test_data_parallel_fit_matches_one_device():
   assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
-
-CASE = textwrap.dedent("""
-    import jax, numpy as np, optax
-    import jaxphys as jp
-
-    def train(mesh, runs, loop):
-      rng = np.random.default_rng(0)
-      x = rng.normal(size=(500, 6)).astype(np.float32)
-      y = (x[:, 0] + x[:, 1] ** 2 > 1).astype(np.int32)
-      model, tx = jp.MLP((16, 2), activation="tanh"), optax.adam(1e-2)
-      step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
-      ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
-      if runs:
-        state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
-      else:
-        state = jp.create_train_state(jax.random.key(0), model, tx, x)
-      return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=3, batch_size=64,
-                    progress=False, eval_step=ev, eval_data=(x, y), eval_batch_size=128,
-                    mesh=mesh, loop=loop)
-""")
 CASES = ((None, "scan"), (2, "python"))
 
 # One process of two: joins the cluster before any JAX computation, trains on a mesh over
