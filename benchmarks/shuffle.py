@@ -55,8 +55,13 @@ def former_permutations(keys, n: int) -> np.ndarray:
 
 def former_start(key, n: int):
   """The former shuffle behind ``_shuffle.start``'s interface: all of it when called."""
-  batch = jnp.ndim(key) == 1
-  return lambda: (lambda o: o if batch else o[0])(former_permutations(key if batch else key[None], n))
+  batch = jnp.ndim(key) == 1  # typed keys: (K,) for K runs, () for one
+
+  def finish() -> np.ndarray:
+    orders = former_permutations(key if batch else key[None], n)
+    return orders if batch else orders[0]
+
+  return finish
 
 
 def _median_ms(fn, repeats: int) -> float:
