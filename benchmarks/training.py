@@ -238,6 +238,28 @@ def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
 # -------------------------------------------------------------------------- PyTorch
 
 
+def torch_model(kind: str):
+  """The case's model in PyTorch (NCHW images), seeded with 0."""
+  import torch
+  from torch import nn
+
+  torch.manual_seed(0)
+  if kind == "softmax":
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+  if kind == "mlp":
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                         nn.Linear(512, 10))
+  if kind == "cnn":
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(128, 10))
+  layers, width = [], 18
+  for _ in range(4):
+    layers += [nn.Linear(width, 300), nn.Tanh()]
+    width = 300
+  return nn.Sequential(*layers, nn.Linear(300, 1), nn.Flatten(0))
+
+
 def torch_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], dict]:
   """The same model and loop in PyTorch (``--threads`` intra-op threads); as :func:`flax_epoch`."""
   import numpy as np
@@ -245,22 +267,7 @@ def torch_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], di
   from torch import nn
 
   torch.set_num_threads(threads)
-  torch.manual_seed(0)
-  if case.kind == "softmax":
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-  elif case.kind == "mlp":
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
-                          nn.Linear(512, 10))
-  elif case.kind == "cnn":
-    model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
-                          nn.Linear(128, 10))
-  else:
-    layers, width = [], 18
-    for _ in range(4):
-      layers += [nn.Linear(width, 300), nn.Tanh()]
-      width = 300
-    model = nn.Sequential(*layers, nn.Linear(300, 1), nn.Flatten(0))
+  model = torch_model(case.kind)
   opt = torch.optim.Adam(model.parameters(), lr=LR)
   if case.kind == "susy":
     loss_fn, yt = nn.BCEWithLogitsLoss(), torch.from_numpy(y)
@@ -347,6 +354,15 @@ def _installed(module: str) -> bool:
   return importlib.util.find_spec(module) is not None
 
 
+def _paired(ours: list, theirs: list) -> str:
+  """The ratio turn by turn: a framework's epoch over the jaxphys epoch just before it
+  (the same minutes), as the median and range over the turns."""
+  if len(ours) != len(theirs) or len(ours) < 2:
+    return ""
+  ratios = sorted(t / o for o, t in zip(ours, theirs))
+  return f" (turn by turn: median {statistics.median(ratios):.2f}x, {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
+
+
 def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
              matmul_flops: float) -> dict:
   n = max(case.batch, int(case.examples * scale) // case.batch * case.batch)
@@ -384,7 +400,8 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
     ours = out["jaxphys"]["examples_per_second"]
     for fw in out:
       if fw != "jaxphys":
-        print(f"  jaxphys / {fw}: {ours / out[fw]['examples_per_second']:.2f}x")
+        print(f"  jaxphys / {fw}: {ours / out[fw]['examples_per_second']:.2f}x"
+              + _paired(out["jaxphys"]["seconds"], out[fw]["seconds"]))
     if peers:
       print(f"  jaxphys / fastest peer: {ours / max(peers):.2f}x")
   print(f"  FLOP/s ({flops / 1e6:.2f} MFLOP per example, XLA's count of the plain step): "
