@@ -6,8 +6,9 @@ synthetic data of the case's shape (MNIST-like images or SUSY-like events; throu
 does not depend on the values). Throughput is examples per second of the median epoch
 after a first, untimed epoch (jaxphys: after ahead-of-time compilation, whose time is
 reported separately). The frameworks take turns, one epoch each (the others' epochs run
-between the jaxphys trainer's), so that every ratio compares epochs run in the same
-minutes: on a shared machine absolute speeds drift by tens of percent within a run.
+between the jaxphys trainer's, in an order that rotates from turn to turn), so that every
+ratio compares epochs run in the same minutes: on a shared machine absolute speeds drift
+by tens of percent within a run.
 Peers are optional: ``pip install torch keras tensorflow-cpu``.
 Each case also prints every framework's FLOP/s (XLA's count of the plain step's work over
 the framework's time) against the machine's matrix-multiply FLOP/s, measured first.
@@ -355,7 +356,7 @@ def _installed(module: str) -> bool:
 
 
 def _paired(ours: list, theirs: list) -> str:
-  """The ratio turn by turn: a framework's epoch over the jaxphys epoch just before it
+  """The ratio turn by turn: a framework's epoch over the jaxphys epoch of the same turn
   (the same minutes), as the median and range over the turns."""
   if len(ours) != len(theirs) or len(ours) < 2:
     return ""
@@ -375,10 +376,14 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
   others = {fw: makers[fw]() for fw in frameworks if fw != "jaxphys"}
   out = {fw: {"seconds": [], **info} for fw, (_, info) in others.items()}
 
-  def turns():
-    for fw, (epoch, _) in others.items():
+  order, turn = list(others), [0]
+
+  def turns():  # the others' order rotates, so no framework always runs just before jaxphys
+    k = turn[0] % len(order) if order else 0
+    for fw in order[k:] + order[:k]:
       time.sleep(SETTLE_SECONDS)
-      out[fw]["seconds"].append(epoch())
+      out[fw]["seconds"].append(others[fw][0]())
+    turn[0] += 1
     time.sleep(SETTLE_SECONDS)
 
   if "jaxphys" in frameworks:
