@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import platform
 import statistics
@@ -376,14 +377,13 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
   others = {fw: makers[fw]() for fw in frameworks if fw != "jaxphys"}
   out = {fw: {"seconds": [], **info} for fw, (_, info) in others.items()}
 
-  order, turn = list(others), [0]
+  order, turn_count = list(others), itertools.count()
 
   def turns():  # the others' order rotates, so no framework always runs just before jaxphys
-    k = turn[0] % len(order) if order else 0
+    k = next(turn_count) % max(len(order), 1)
     for fw in order[k:] + order[:k]:
       time.sleep(SETTLE_SECONDS)
       out[fw]["seconds"].append(others[fw][0]())
-    turn[0] += 1
     time.sleep(SETTLE_SECONDS)
 
   if "jaxphys" in frameworks:
