@@ -24,7 +24,8 @@ import os
 import statistics
 import time
 
-SETTLE_SECONDS = 0.25
+from training import SETTLE_SECONDS, _pin_threads
+
 FRAMEWORKS = ("xla", "xla-defaults", "torch", "torch-cl")
 PIECES = ("forward", "input gradient", "kernel gradient")
 
@@ -86,7 +87,7 @@ def main(argv=None) -> dict:
   ap.add_argument("--batch", type=int, default=128)
   ap.add_argument("--threads", type=int, default=2, help="PyTorch's intra-op threads")
   args = ap.parse_args(argv)
-  os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+  _pin_threads(args.threads)
   import importlib.util
   import numpy as np
 

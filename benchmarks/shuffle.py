@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,7 @@ import optax
 
 import jaxphys as jp
 from jaxphys import _shuffle
+from training import _timed_epochs
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -65,13 +65,8 @@ def former_start(key, n: int):
 
 
 def _median_ms(fn, repeats: int) -> float:
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+  """Median milliseconds of ``repeats`` calls after an untimed one."""
+  return 1e3 * statistics.median(_timed_epochs(fn, repeats))
 
 
 def main(argv=None) -> dict:
