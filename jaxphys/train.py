@@ -60,47 +60,63 @@ _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
 # For programs that convolve, also XLA's memory-minimising schedule: the course CNN's
 # step 5 % faster, the SUSY network's 2-7 % slower, so only there (BENCHMARKS.md).
 _CPU_CONV_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+# For programs with under 1e8 FLOPs of matrix products per step (and no convolution),
+# dots to XLA's own code as well: softmax regression and small networks train 1.1-1.4x
+# faster; larger ones (the 512-512 MLP, the SUSY network at batch 100) are faster on
+# YNNPACK (benchmarks/dots.py, BENCHMARKS.md).
+_SMALL_DOT_FLOPS = 1e8
+_CPU_SMALL_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 
-def _cpu_group(convolutions: bool) -> dict:
-  return _CPU_CONV_OPTIONS if convolutions else _CPU_OPTIONS
+def _cpu_group(name: str) -> dict:
+  return {"all": _CPU_OPTIONS, "conv": _CPU_CONV_OPTIONS, "small": _CPU_SMALL_OPTIONS}[name]
 
 
 @functools.lru_cache(maxsize=None)
-def _accepted(convolutions: bool) -> bool:
+def _accepted(group: str) -> bool:
   """Whether the installed jaxlib knows the CPU option group (probed once per group)."""
   try:
-    jax.jit(lambda v: v + 1).lower(np.float32(0)).compile(dict(_cpu_group(convolutions)))
+    jax.jit(lambda v: v + 1).lower(np.float32(0)).compile(dict(_cpu_group(group)))
   except Exception:  # noqa: BLE001 (jax's runtime error class differs across versions)
     return False
   return True
 
 
-def compiler_options(backend: Optional[str] = None, *, convolutions: bool = False) -> dict:
+def compiler_options(backend: Optional[str] = None, *, convolutions: bool = False,
+                     dot_flops: Optional[float] = None) -> dict:
   """The XLA compiler options jaxphys compiles its training steps and epochs with.
 
   On CPU: XLA's default library fusions without the convolutions (dots and reductions
-  stay on YNNPACK, convolutions go to Eigen) and, for a program that convolves, XLA's
-  memory-minimising operation schedule; each only if the installed jaxlib knows it.
-  ``{}`` on other backends. Give them to a step you compile yourself:
-  ``jax.jit(step, compiler_options=jaxphys.compiler_options(convolutions=True))``.
+  stay on YNNPACK, convolutions go to Eigen); for a program that convolves, XLA's
+  memory-minimising operation schedule; for one without convolutions whose matrix
+  products take under 1e8 FLOPs per step, dots on XLA's own code too. Each only if the
+  installed jaxlib knows it. ``{}`` on other backends. Give them to a step you compile
+  yourself: ``jax.jit(step, compiler_options=jaxphys.compiler_options(convolutions=True))``.
 
   Args:
     backend: ``"cpu"``, ``"gpu"``, ``"tpu"``; default ``jax.default_backend()``.
     convolutions: whether the program convolves (:func:`fit` and :func:`evaluate` look).
+    dot_flops: FLOPs of the program's matrix products per step (:func:`fit` and
+      :func:`evaluate` count them); ``None``: not considered.
   """
   if (backend or jax.default_backend()) != "cpu":
     return {}
+  groups = ["all"]
+  if convolutions:
+    groups.append("conv")
+  elif dot_flops is not None and dot_flops < _SMALL_DOT_FLOPS:
+    groups.append("small")
   out = {}
-  for group in (False, True) if convolutions else (False,):
+  for group in groups:  # a later group's value replaces an earlier one's
     if _accepted(group):
       out.update(_cpu_group(group))
   return out
 
 
-def _jit(fn: Callable, convolutions: bool = False, **kwargs) -> Callable:
+def _jit(fn: Callable, convolutions: bool = False, dot_flops: Optional[float] = None,
+         **kwargs) -> Callable:
   """``jax.jit`` with :func:`compiler_options` (none passed when there are none)."""
-  options = compiler_options(convolutions=convolutions)
+  options = compiler_options(convolutions=convolutions, dot_flops=dot_flops)
   return jax.jit(fn, **kwargs, **({"compiler_options": options} if options else {}))
 
 
@@ -287,14 +303,16 @@ class _EpochRunner:
     self.compile_seconds = 0.0
     self._metric_shapes = None
     self.convolves = False  # whether a batch applies a convolution (set by _analyse)
+    self.dot_flops = None  # FLOPs of a batch's matrix products (set by _analyse)
 
   def _analyse(self, carry, x, y, key) -> None:
     """Traces one batch abstractly (once): the metrics' structure, whether the batch
-    convolves and the loop to use."""
+    convolves, its matrix products' FLOPs and the loop to use."""
     plan = jax.eval_shape(self.plan_fn, key)
     closed, shapes = jax.make_jaxpr(self.batch_fn, return_shape=True)(carry, None, x, y, plan, 0)
     self._metric_shapes = shapes[1]
     self.convolves = _uses_primitive(closed.jaxpr, "conv_general_dilated")
+    self.dot_flops = _dot_flops(closed.jaxpr)
     if self.loop == "auto":
       self.loop = "python" if self.convolves and jax.default_backend() == "cpu" else "scan"
 
@@ -315,7 +333,7 @@ class _EpochRunner:
     self._analyse(carry, x, y, key)
     donate = (0,) if self.donate else ()
     if self.loop == "scan":
-      self.compiled = _jit(self._scan_epoch, self.convolves,
+      self.compiled = _jit(self._scan_epoch, self.convolves, self.dot_flops,
                            donate_argnums=donate).lower(carry, x, y, key).compile()
     else:
       # The epoch's plan and zero sums, placed like the key (replicated over a mesh);
@@ -327,7 +345,7 @@ class _EpochRunner:
           lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
           jax.eval_shape(begin, key), begin_c.output_shardings)
       donate = (0, 1) if self.donate else ()
-      step_c = _jit(self.batch_fn, self.convolves, donate_argnums=donate).lower(
+      step_c = _jit(self.batch_fn, self.convolves, self.dot_flops, donate_argnums=donate).lower(
           carry, sums, x, y, plan, np.int32(0)).compile()
       self.compiled = (begin_c, step_c)
     self.compile_seconds = time.perf_counter() - start
@@ -348,17 +366,32 @@ class _EpochRunner:
     return carry, sums
 
 
-def _uses_primitive(jaxpr, name: str) -> bool:
-  """Whether ``jaxpr`` or any jaxpr nested in its equations applies primitive ``name``."""
+def _equations(jaxpr):
+  """The equations of ``jaxpr`` and of the jaxprs nested in them (a loop body once, not per
+  iteration)."""
   for eqn in jaxpr.eqns:
-    if eqn.primitive.name == name:
-      return True
+    yield eqn
     for param in eqn.params.values():
       for sub in param if isinstance(param, (tuple, list)) else (param,):
         sub = getattr(sub, "jaxpr", sub)  # ClosedJaxpr -> Jaxpr
-        if hasattr(sub, "eqns") and _uses_primitive(sub, name):
-          return True
-  return False
+        if hasattr(sub, "eqns"):
+          yield from _equations(sub)
+
+
+def _uses_primitive(jaxpr, name: str) -> bool:
+  """Whether ``jaxpr`` or any jaxpr nested in its equations applies primitive ``name``."""
+  return any(eqn.primitive.name == name for eqn in _equations(jaxpr))
+
+
+def _dot_flops(jaxpr) -> int:
+  """FLOPs (2 per multiply-add) of the matrix products (``dot_general``) in ``jaxpr``."""
+  flops = 0
+  for eqn in _equations(jaxpr):
+    if eqn.primitive.name == "dot_general":
+      (contracting, _), _ = eqn.params["dimension_numbers"]
+      lhs = eqn.invars[0].aval.shape
+      flops += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contracting)
+  return flops
 
 
 def _check_data(x, y, batch_size: int, what: str = "data"):

@@ -341,6 +341,69 @@ def test_fit_and_evaluate_compile_with_the_compiler_options(monkeypatch):
            batch_size=4, progress=False, loop=loop)
 
 
+def test_dot_flops_count_a_steps_matrix_products():
+  # MLP d -> h -> c on a batch of B: the forward products (B d h, B h c), their kernel
+  # gradients (the same sizes) and the input gradient of the second layer (B h c); none
+  # for the input images. 2 FLOPs per multiply-add.
+  b, d, h, c, k = 16, 12, 20, 5, 3
+  mlp, tx = jp.MLP((h, c)), optax.adam(1e-3)
+  x = np.zeros((b, d), np.float32)
+  batch = {"x": x, "y": np.zeros(b, np.int32)}
+  step = jp.make_train_step(mlp.apply, jp.softmax_cross_entropy, tx)
+  one = jax.make_jaxpr(step)(jp.create_train_state(jax.random.key(0), mlp, tx, x), batch,
+                             jax.random.key(1))
+  assert jp.train._dot_flops(one.jaxpr) == 2 * b * (2 * d * h + 3 * h * c)
+  states = jp.create_train_states(jax.random.split(jax.random.key(0), k), mlp, tx, x)
+  many = jax.make_jaxpr(jax.vmap(step, in_axes=(0, None, 0)))(states, batch,
+                                                              jax.random.split(jax.random.key(1), k))
+  assert jp.train._dot_flops(many.jaxpr) == k * 2 * b * (2 * d * h + 3 * h * c)
+  assert jp.train._dot_flops(jax.make_jaxpr(lambda v: jnp.sin(v) * 2)(x).jaxpr) == 0
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_small_programs_compile_their_dots_off_ynnpack_with_the_same_numbers():
+  if not jp.compiler_options():
+    pytest.skip("this jaxlib has no YNNPACK fusions")
+  small = jp.compiler_options(dot_flops=1e6)
+  assert jp.compiler_options(dot_flops=1e9) == jp.compiler_options()
+  assert jp.compiler_options(convolutions=True, dot_flops=1e6) == jp.compiler_options(convolutions=True)
+  mlp, tx = jp.MLP((128, 3)), optax.adam(1e-2)
+  x = np.random.default_rng(0).random((128, 64), dtype=np.float32)
+  args = (jp.create_train_state(jax.random.key(0), mlp, tx, x), {"x": x, "y": np.arange(128) % 3},
+          jax.random.key(1))
+  step = jp.make_train_step(mlp.apply, jp.softmax_cross_entropy, tx)
+  default = jax.jit(step, compiler_options=jp.compiler_options()).lower(*args).compile()
+  ours = jax.jit(step, compiler_options=small).lower(*args).compile()
+  assert any("dot(" in f for f in _library_fusions(default.as_text()))
+  assert not any("dot(" in f for f in _library_fusions(ours.as_text()))
+  assert any("reduce(" in f for f in _library_fusions(ours.as_text()))  # reductions stay
+  chex.assert_trees_all_close(default(*args), ours(*args), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_fit_and_evaluate_choose_the_dot_options_by_the_steps_dot_flops(monkeypatch):
+  if not jp.compiler_options(dot_flops=0):  # (runs, and caches, the probes on the real options)
+    pytest.skip("this jaxlib has no YNNPACK fusions")
+  _, _, x, y = _mlp_setup(40)
+  mlp, tx = jp.MLP((8, 2)), optax.sgd(0.1)
+  step = jp.make_train_step(mlp.apply, jp.softmax_cross_entropy, tx)
+  state = jp.create_train_state(jax.random.key(0), mlp, tx, x)
+  eval_step = jp.make_eval_step(mlp.apply, jp.softmax_cross_entropy)
+  # An option value XLA rejects shows which programs get the small programs' options.
+  monkeypatch.setattr(jp.train, "_CPU_SMALL_OPTIONS",
+                      {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_FUSION_TYPE"})
+  run = lambda loop: jp.fit(state, step, x, y, key=jax.random.key(1), epochs=1, batch_size=8,
+                            progress=False, loop=loop)
+  for loop in ("python", "scan"):
+    with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
+      run(loop)
+  with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
+    jp.evaluate(eval_step, state.params, x, y, batch_size=8)
+  monkeypatch.setattr(jp.train, "_SMALL_DOT_FLOPS", 2 * 8 * (2 * 8 * 8 + 3 * 8 * 2))  # not below
+  for loop in ("python", "scan"):
+    run(loop)
+
+
 @pytest.mark.parametrize("n", [1, 2, 999, 60_000, 100_001])
 def test_host_shuffle_is_jax_random_permutation(n):
   # fit shuffles on the host for speed; the order must stay jax.random.permutation's.

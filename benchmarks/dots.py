@@ -1,0 +1,126 @@
+"""Where ``fit`` puts a model's matrix products on CPU: YNNPACK or XLA's own code.
+
+XLA's CPU backend hands dots to YNNPACK by default. ``fit`` keeps them there unless a
+program has no convolution and under ``jaxphys.train._SMALL_DOT_FLOPS`` (1e8) FLOPs of
+matrix products per step; then they go to XLA's own code (``jaxphys.compiler_options``).
+This script trains each model both ways, alternated in one process, and prints the paired
+ratio of epoch times, the model's dot FLOPs per step and which way ``fit`` picks.
+
+    python benchmarks/dots.py [--cases softmax mlp100 ...] [--repeats 4] [--epochs 2]
+
+Each repeat trains one ``fit`` run per setting (Adam, 1e-3; one untimed epoch, then
+``--epochs`` timed, median), on random data of the case's shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+
+# name: (hidden and output features, activation, input shape, batch, examples, vmapped runs)
+CASES = {
+    "softmax": ((10,), None, (28, 28, 1), 128, 20_000, None),
+    "softmax_x8": ((10,), None, (28, 28, 1), 128, 10_000, 8),
+    "susy_64_64": ((64, 64, 1), "relu", (18,), 128, 100_000, None),
+    "mlp_32_32": ((32, 32, 10), "relu", (28, 28, 1), 128, 20_000, None),
+    "mlp_100": ((100, 10), "relu", (28, 28, 1), 128, 20_000, None),
+    "susy_4x300_b32": ((300, 300, 300, 300, 1), "tanh", (18,), 32, 16_000, None),
+    "mlp_200": ((200, 10), "relu", (28, 28, 1), 128, 20_000, None),
+    "mlp_256_256": ((256, 256, 10), "relu", (28, 28, 1), 128, 20_000, None),
+    "susy_4x300_b100": ((300, 300, 300, 300, 1), "tanh", (18,), 100, 50_000, None),
+    "mlp_512_512": ((512, 512, 10), "relu", (28, 28, 1), 128, 20_000, None),
+    "susy_4x300_b1024": ((300, 300, 300, 300, 1), "tanh", (18,), 1024, 100_000, None),
+    "mlp_512_512_x4": ((512, 512, 10), "relu", (28, 28, 1), 128, 10_000, 4),
+}
+
+
+def _setup(case, seed: int = 0):
+  """The case's model, step, initial state and data."""
+  import jax
+  import numpy as np
+  import optax
+  import jaxphys as jp
+
+  features, activation, shape, batch, n, runs = CASES[case]
+  binary = features[-1] == 1
+  model = (jp.SoftmaxRegression(features[-1]) if activation is None
+           else jp.MLP(features, activation=activation))
+  rng = np.random.default_rng(seed)
+  x = rng.random((n // batch * batch,) + shape, dtype=np.float32)
+  y = rng.integers(0, 2 if binary else features[-1], len(x)).astype(np.int32)
+  tx = optax.adam(1e-3)
+  step = jp.make_train_step(model.apply, jp.binary_cross_entropy if binary else jp.softmax_cross_entropy, tx)
+  if runs is None:
+    state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  else:
+    state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
+  return step, state, x, y, batch
+
+
+def dot_flops(case) -> int:
+  """FLOPs of the matrix products of one training step, as ``fit`` counts them."""
+  import jax
+  import jaxphys.train as jt
+
+  step, state, x, y, batch = _setup(case)
+  batch_data = {"x": x[:batch], "y": y[:batch]}
+  if CASES[case][-1] is None:
+    closed = jax.make_jaxpr(step)(state, batch_data, jax.random.key(0))
+  else:
+    keys = jax.random.split(jax.random.key(0), CASES[case][-1])
+    closed = jax.make_jaxpr(jax.vmap(step, in_axes=(0, None, 0)))(state, batch_data, keys)
+  return jt._dot_flops(closed.jaxpr)
+
+
+def epoch_seconds(case, dots: str, epochs: int) -> float:
+  """Median ``fit`` epoch with every program's dots on ``"ynnpack"`` or ``"xla"``."""
+  import jax
+  import jaxphys as jp
+  import jaxphys.train as jt
+
+  step, state, x, y, batch = _setup(case)
+  saved = jt._SMALL_DOT_FLOPS
+  jt._SMALL_DOT_FLOPS = math.inf if dots == "xla" else 0.0
+  try:
+    _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1, batch_size=batch,
+                     progress=False)
+  finally:
+    jt._SMALL_DOT_FLOPS = saved
+  return statistics.median(hist["epoch_seconds"][1:])
+
+
+def main(argv=None) -> dict:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+  ap.add_argument("--repeats", type=int, default=4, help="alternated fit runs per setting")
+  ap.add_argument("--epochs", type=int, default=2, help="timed epochs per fit run")
+  args = ap.parse_args(argv)
+  import os
+  import jax
+  import jaxphys as jp
+  import jaxphys.train as jt
+
+  if jax.default_backend() != "cpu" or not jp.compiler_options(dot_flops=0):
+    raise SystemExit("dots.py: needs XLA's CPU backend with YNNPACK fusions")
+  print(f"jax {jax.__version__}, {os.cpu_count()} CPUs; median epoch of {args.epochs}, "
+        f"{args.repeats} alternated fit runs per setting; fit picks XLA's dots below "
+        f"{jt._SMALL_DOT_FLOPS:.0e} FLOPs per step")
+  out = {}
+  for case in args.cases:
+    flops = dot_flops(case)
+    times = {"ynnpack": [], "xla": []}
+    for _ in range(args.repeats):
+      for dots in times:
+        times[dots].append(epoch_seconds(case, dots, args.epochs))
+    ratios = [a / b for a, b in zip(times["ynnpack"], times["xla"])]
+    picks = "xla" if flops < jt._SMALL_DOT_FLOPS else "ynnpack"
+    out[case] = {"dot_flops": flops, "picks": picks, "ratio": statistics.median(ratios), **times}
+    print(f"  {case:18s} {flops / 1e6:8.1f} MFLOP/step  ynnpack {1e3 * statistics.median(times['ynnpack']):7.1f} ms"
+          f"  xla {1e3 * statistics.median(times['xla']):7.1f} ms  ynnpack / xla {statistics.median(ratios):.2f}x"
+          f" ({min(ratios):.2f}-{max(ratios):.2f})  fit picks {picks}", flush=True)
+  return out
+
+
+if __name__ == "__main__":
+  main()
