@@ -35,12 +35,15 @@ def _step_and_batch(model_name: str, batch: int):
   case = Case(model_name, model_name, (18,) if model_name == "susy" else (28, 28, 1), batch, batch)
   x, y = _data(case, batch)
   model, tx = _flax_model(model_name), optax.adam(LR)
-  # Compiled as fit compiles it (on CPU, convolutions off YNNPACK, and for the CNN
-  # the memory-minimising schedule).
-  step = jax.jit(jp.make_train_step(model.apply, _loss(model_name), tx),
-                 compiler_options=jp.compiler_options(convolutions=model_name == "cnn") or None)
+  step = jp.make_train_step(model.apply, _loss(model_name), tx)
   state = jp.create_train_state(jax.random.key(0), model, tx, x)
-  return step, state, {"x": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}
+  data = {"x": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}
+  # Compiled as fit compiles it (on CPU, convolutions off YNNPACK, for the CNN the
+  # memory-minimising schedule, and for small programs dots off YNNPACK too).
+  jaxpr = jax.make_jaxpr(step)(state, data, jax.random.key(0)).jaxpr
+  options = jp.compiler_options(convolutions=jp.train._uses_primitive(jaxpr, "conv_general_dilated"),
+                                dot_flops=jp.train._dot_flops(jaxpr))
+  return jax.jit(step, compiler_options=options or None), state, data
 
 
 def _hlo_origins(hlo_text: str) -> dict:
