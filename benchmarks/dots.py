@@ -3,10 +3,11 @@
 XLA's CPU backend hands dots to YNNPACK by default. ``fit`` keeps them there unless a
 program has no convolution and under ``jaxphys.train._SMALL_DOT_FLOPS`` (1e8) FLOPs of
 matrix products per step; then they go to XLA's own code (``jaxphys.compiler_options``).
-This script trains each model both ways, alternated in one process, and prints the paired
-ratio of epoch times, the model's dot FLOPs per step and which way ``fit`` picks.
+This script trains each model both ways (through ``fit``'s ``xla_options``), alternated
+in one process, and prints the paired ratio of epoch times, the model's dot FLOPs per
+step and which way ``fit`` picks.
 
-    python benchmarks/dots.py [--cases softmax mlp100 ...] [--repeats 4] [--epochs 2]
+    python benchmarks/dots.py [--cases softmax mlp_100 ...] [--repeats 4] [--epochs 2]
 
 Each repeat trains one ``fit`` run per setting (Adam, 1e-3; one untimed epoch, then
 ``--epochs`` timed, median), on random data of the case's shape.
@@ -80,19 +81,15 @@ def dot_flops(case) -> int:
 
 
 def epoch_seconds(case, dots: str, epochs: int) -> float:
-  """Median ``fit`` epoch with every program's dots on ``"ynnpack"`` or ``"xla"``."""
+  """Median ``fit`` epoch with the dots on ``"ynnpack"`` or ``"xla"`` (``fit``'s
+  ``xla_options``: ``compiler_options`` of a large or of a small program)."""
   import jax
   import jaxphys as jp
-  import jaxphys.train as jt
 
   step, state, x, y, batch = _setup(case)
-  saved = jt._SMALL_DOT_FLOPS
-  jt._SMALL_DOT_FLOPS = math.inf if dots == "xla" else 0.0
-  try:
-    _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1, batch_size=batch,
-                     progress=False)
-  finally:
-    jt._SMALL_DOT_FLOPS = saved
+  options = jp.compiler_options(dot_flops=0 if dots == "xla" else math.inf)
+  _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1, batch_size=batch,
+                   progress=False, xla_options=options)
   return statistics.median(hist["epoch_seconds"][1:])
 
 
@@ -107,7 +104,7 @@ def main(argv=None) -> dict:
   import jaxphys as jp
   import jaxphys.train as jt
 
-  if jax.default_backend() != "cpu" or not jp.compiler_options(dot_flops=0):
+  if jax.default_backend() != "cpu" or jp.compiler_options(dot_flops=0) == jp.compiler_options():
     raise SystemExit("dots.py: needs XLA's CPU backend with YNNPACK fusions")
   print(f"jax {jax.__version__}, {os.cpu_count()} CPUs; median epoch of {args.epochs}, "
         f"{args.repeats} alternated fit runs per setting; fit picks XLA's dots below "
@@ -120,7 +117,7 @@ def main(argv=None) -> dict:
       for dots in times:
         times[dots].append(epoch_seconds(case, dots, args.epochs))
     ratios = [a / b for a, b in zip(times["ynnpack"], times["xla"])]
-    picks = "xla" if flops < jt._SMALL_DOT_FLOPS else "ynnpack"
+    picks = "xla" if jp.compiler_options(dot_flops=flops) == jp.compiler_options(dot_flops=0) else "ynnpack"
     out[case] = {"dot_flops": flops, "picks": picks, "ratio": statistics.median(ratios), **times}
     print(f"  {case:18s} {flops / 1e6:8.1f} MFLOP/step  ynnpack {1e3 * statistics.median(times['ynnpack']):7.1f} ms"
           f"  xla {1e3 * statistics.median(times['xla']):7.1f} ms  ynnpack / xla {statistics.median(ratios):.2f}x"

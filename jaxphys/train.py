@@ -114,9 +114,11 @@ def compiler_options(backend: Optional[str] = None, *, convolutions: bool = Fals
 
 
 def _jit(fn: Callable, convolutions: bool = False, dot_flops: Optional[float] = None,
-         **kwargs) -> Callable:
-  """``jax.jit`` with :func:`compiler_options` (none passed when there are none)."""
-  options = compiler_options(convolutions=convolutions, dot_flops=dot_flops)
+         options: Optional[dict] = None, **kwargs) -> Callable:
+  """``jax.jit`` with ``options``, by default :func:`compiler_options` (none passed when
+  there are none)."""
+  if options is None:
+    options = compiler_options(convolutions=convolutions, dot_flops=dot_flops)
   return jax.jit(fn, **kwargs, **({"compiler_options": options} if options else {}))
 
 
@@ -289,9 +291,12 @@ class _EpochRunner:
   images/s). Either way the host synchronises only when the epoch's metric sums are read.
   """
 
-  def __init__(self, batch_fn, plan_fn, num_batches, num_runs, loop, donate, plan_axes=0):
+  def __init__(self, batch_fn, plan_fn, num_batches, num_runs, loop, donate, plan_axes=0,
+               xla_options=None):
     if loop not in ("auto", "scan", "python"):
       raise ValueError(f"loop must be 'auto', 'scan' or 'python', got {loop!r}")
+    if xla_options is not None and not isinstance(xla_options, Mapping):
+      raise ValueError(f"xla_options must be a dict of XLA compiler options, got {xla_options!r}")
     if num_runs is not None:
       # Per-run state and sums; shared data and batch index; ``plan_fn`` gives the plan
       # with a run axis where ``plan_axes`` (an ``in_axes`` prefix) says so.
@@ -299,6 +304,8 @@ class _EpochRunner:
     self.batch_fn, self.plan_fn = batch_fn, plan_fn
     self.num_batches, self.loop = num_batches, loop
     self.donate = donate
+    # None: compiler_options() for each program
+    self.xla_options = None if xla_options is None else dict(xla_options)
     self.compiled = None
     self.compile_seconds = 0.0
     self._metric_shapes = None
@@ -333,7 +340,7 @@ class _EpochRunner:
     self._analyse(carry, x, y, key)
     donate = (0,) if self.donate else ()
     if self.loop == "scan":
-      self.compiled = _jit(self._scan_epoch, self.convolves, self.dot_flops,
+      self.compiled = _jit(self._scan_epoch, self.convolves, self.dot_flops, self.xla_options,
                            donate_argnums=donate).lower(carry, x, y, key).compile()
     else:
       # The epoch's plan and zero sums, placed like the key (replicated over a mesh);
@@ -345,7 +352,8 @@ class _EpochRunner:
           lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
           jax.eval_shape(begin, key), begin_c.output_shardings)
       donate = (0, 1) if self.donate else ()
-      step_c = _jit(self.batch_fn, self.convolves, self.dot_flops, donate_argnums=donate).lower(
+      step_c = _jit(self.batch_fn, self.convolves, self.dot_flops, self.xla_options,
+                    donate_argnums=donate).lower(
           carry, sums, x, y, plan, np.int32(0)).compile()
       self.compiled = (begin_c, step_c)
     self.compile_seconds = time.perf_counter() - start
@@ -405,7 +413,8 @@ def _check_data(x, y, batch_size: int, what: str = "data"):
   return n
 
 
-def _train_runner(train_step, n, batch_size, num_runs, loop, split, shared_order=False):
+def _train_runner(train_step, n, batch_size, num_runs, loop, split, shared_order=False,
+                  xla_options=None):
   num_batches = -(-n // batch_size)
 
   def plan_fn(key_and_order):  # the epoch's key and shuffle (see _shuffle)
@@ -425,10 +434,11 @@ def _train_runner(train_step, n, batch_size, num_runs, loop, split, shared_order
     state, m = train_step(state, split({"x": x[i], "y": y[i], "weight": wb}), keys[b])
     return state, (m if sums is None else _accumulate(sums, m, jnp.sum(wb), state.step))
 
-  return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=True, plan_axes=plan_axes)
+  return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=True, plan_axes=plan_axes,
+                      xla_options=xla_options)
 
 
-def _eval_runner(eval_step, n, batch_size, num_runs, loop, split):
+def _eval_runner(eval_step, n, batch_size, num_runs, loop, split, xla_options=None):
   num_batches = -(-n // batch_size)
 
   def batch_fn(params, sums, x, y, plan, b):
@@ -440,7 +450,8 @@ def _eval_runner(eval_step, n, batch_size, num_runs, loop, split):
   # Evaluation visits examples in order, the same for every run; the runner passes the
   # params where training passes a key, so the plan ignores its argument.
   plan_fn = lambda params: _batch_plan(None, n, batch_size)
-  return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=False, plan_axes=None)
+  return _EpochRunner(batch_fn, plan_fn, num_batches, num_runs, loop, donate=False, plan_axes=None,
+                      xla_options=xla_options)
 
 
 # ------------------------------------------------------------------ data parallelism
@@ -493,16 +504,17 @@ def _placement(mesh: Optional[Mesh], *batch_sizes: int):
 
 
 def evaluate(eval_step: Callable, params: PyTree, x, y, *, batch_size: int = 1024,
-             num_runs: Optional[int] = None, loop: str = "auto", mesh: Optional[Mesh] = None) -> dict:
+             num_runs: Optional[int] = None, loop: str = "auto", mesh: Optional[Mesh] = None,
+             xla_options: Optional[dict] = None) -> dict:
   """Metrics of ``eval_step`` (see :func:`make_eval_step`) averaged over ``(x, y)``.
 
   ``x``: ``(n, ...)``, ``y``: ``(n, ...)``. With ``num_runs=K``, ``params`` carry a
   leading axis of K runs and each metric is a ``(K,)`` array; otherwise a float.
-  ``mesh``: see :func:`fit`.
+  ``mesh``, ``xla_options``: see :func:`fit`.
   """
   n = _check_data(x, y, batch_size, "evaluate")
   replicate, split = _placement(mesh, batch_size)
-  runner = _eval_runner(eval_step, n, batch_size, num_runs, loop, split)
+  runner = _eval_runner(eval_step, n, batch_size, num_runs, loop, split, xla_options)
   x, y, params = replicate((x, y, params))
   _, sums = runner(params, x, y, params)
   return {k: (float(v) if num_runs is None else v) for k, v in _means(sums).items()}
@@ -527,7 +539,7 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
         loop: str = "auto", initial_epoch: int = 0, progress: bool = True,
         callback: Optional[Callable] = None, mesh: Optional[Mesh] = None,
         checkpointer=None, resume: bool = False,
-        shared_order: bool = False) -> tuple[TrainState, dict]:
+        shared_order: bool = False, xla_options: Optional[dict] = None) -> tuple[TrainState, dict]:
   """Trains ``state`` for epochs ``initial_epoch .. epochs - 1`` over ``(x, y)``.
 
   The data go to the device once. Epoch ``e`` shuffles with ``fold_in(key, e)``, so a
@@ -562,6 +574,10 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
       order run 0 gets without this flag); dropout and augmentation keys stay per run.
       Common random numbers for a hyperparameter sweep, and faster: one shuffle and one
       gather per batch serve all runs (see BENCHMARKS.md).
+    xla_options: XLA compiler options for the training and evaluation programs, in
+      place of :func:`compiler_options`, which ``fit`` otherwise picks per program (on
+      CPU by whether it convolves and by its matrix products' FLOPs); ``{}``: XLA's
+      defaults. For a choice measured on your model (``benchmarks/dots.py``).
 
   Raises:
     jaxphys.errors.TrainingDiverged: the objective or the parameters stopped being
@@ -592,13 +608,13 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
       history = {k: list(v) for k, v in done.items()}
   replicate, split = _placement(mesh, batch_size, *([eval_batch_size] if eval_data is not None else []))
   x, y = replicate((x, y))
-  runner = _train_runner(train_step, n, batch_size, num_runs, loop, split, shared_order)
+  runner = _train_runner(train_step, n, batch_size, num_runs, loop, split, shared_order, xla_options)
   evaluator = None
   if eval_data is not None:
     x_eval, y_eval = eval_data
     _check_data(x_eval, y_eval, eval_batch_size, "eval_data")
     x_eval, y_eval = replicate((x_eval, y_eval))
-    evaluator = _eval_runner(eval_step, len(x_eval), eval_batch_size, num_runs, loop, split)
+    evaluator = _eval_runner(eval_step, len(x_eval), eval_batch_size, num_runs, loop, split, xla_options)
 
   fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)) if num_runs else jax.random.fold_in)
   state = replicate(jax.tree_util.tree_map(jnp.copy, state))  # the runner donates its input

@@ -404,6 +404,34 @@ def test_fit_and_evaluate_choose_the_dot_options_by_the_steps_dot_flops(monkeypa
     run(loop)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_fit_and_evaluate_take_the_users_xla_options_instead_of_their_own(monkeypatch):
+  if not jp.compiler_options(dot_flops=0):
+    pytest.skip("this jaxlib has no YNNPACK fusions")
+  _, _, x, y = _mlp_setup(40)
+  mlp, tx = jp.MLP((8, 2)), optax.sgd(0.1)
+  step = jp.make_train_step(mlp.apply, jp.softmax_cross_entropy, tx)
+  state = jp.create_train_state(jax.random.key(0), mlp, tx, x)
+  eval_step = jp.make_eval_step(mlp.apply, jp.softmax_cross_entropy)
+  run = lambda loop, options: jp.fit(state, step, x, y, key=jax.random.key(1), epochs=2, batch_size=8,
+                                     progress=False, loop=loop, xla_options=options)
+  ours = {loop: run(loop, None)[0] for loop in ("python", "scan")}
+  bad = {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_FUSION_TYPE"}
+  for loop in ("python", "scan"):  # the user's options reach XLA...
+    with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
+      run(loop, bad)
+  with pytest.raises(Exception, match="NOT_A_FUSION_TYPE"):
+    jp.evaluate(eval_step, state.params, x, y, batch_size=8, xla_options=bad)
+  # ...in place of jaxphys's own ({}: XLA's defaults), with the same training to rounding.
+  monkeypatch.setattr(jp.train, "_CPU_OPTIONS", bad)
+  monkeypatch.setattr(jp.train, "_CPU_SMALL_OPTIONS", bad)
+  for loop in ("python", "scan"):
+    chex.assert_trees_all_close(run(loop, {})[0].params, ours[loop].params, rtol=1e-5, atol=1e-6)
+  jp.evaluate(eval_step, state.params, x, y, batch_size=8, xla_options={})
+  with pytest.raises(ValueError, match="xla_options must be a dict"):
+    run("scan", "fast")
+
+
 @pytest.mark.parametrize("n", [1, 2, 999, 60_000, 100_001])
 def test_host_shuffle_is_jax_random_permutation(n):
   # fit shuffles on the host for speed; the order must stay jax.random.permutation's.
