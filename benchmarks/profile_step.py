@@ -40,9 +40,7 @@ def _step_and_batch(model_name: str, batch: int):
   data = {"x": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}
   # Compiled as fit compiles it (on CPU, convolutions off YNNPACK, for the CNN the
   # memory-minimising schedule, and for small programs dots off YNNPACK too).
-  jaxpr = jax.make_jaxpr(step)(state, data, jax.random.key(0)).jaxpr
-  options = jp.compiler_options(convolutions=jp.train._uses_primitive(jaxpr, "conv_general_dilated"),
-                                dot_flops=jp.train._dot_flops(jaxpr))
+  options = jp.train._program_options(jax.make_jaxpr(step)(state, data, jax.random.key(0)).jaxpr)
   return jax.jit(step, compiler_options=options or None), state, data
 
 

@@ -113,12 +113,15 @@ def compiler_options(backend: Optional[str] = None, *, convolutions: bool = Fals
   return out
 
 
-def _jit(fn: Callable, convolutions: bool = False, dot_flops: Optional[float] = None,
-         options: Optional[dict] = None, **kwargs) -> Callable:
-  """``jax.jit`` with ``options``, by default :func:`compiler_options` (none passed when
-  there are none)."""
-  if options is None:
-    options = compiler_options(convolutions=convolutions, dot_flops=dot_flops)
+def _program_options(jaxpr) -> dict:
+  """:func:`compiler_options` for a program whose step is ``jaxpr``, as :func:`fit` and
+  :func:`evaluate` pick them: by whether it convolves and its matrix products' FLOPs."""
+  return compiler_options(convolutions=_uses_primitive(jaxpr, "conv_general_dilated"),
+                          dot_flops=_dot_flops(jaxpr))
+
+
+def _jit(fn: Callable, options: dict, **kwargs) -> Callable:
+  """``jax.jit`` with XLA compiler ``options`` (none passed when empty)."""
   return jax.jit(fn, **kwargs, **({"compiler_options": options} if options else {}))
 
 
@@ -304,24 +307,24 @@ class _EpochRunner:
     self.batch_fn, self.plan_fn = batch_fn, plan_fn
     self.num_batches, self.loop = num_batches, loop
     self.donate = donate
-    # None: compiler_options() for each program
-    self.xla_options = None if xla_options is None else dict(xla_options)
+    # The programs' XLA options: the user's, or (None until _analyse) _program_options.
+    self.options = None if xla_options is None else dict(xla_options)
     self.compiled = None
     self.compile_seconds = 0.0
     self._metric_shapes = None
     self.convolves = False  # whether a batch applies a convolution (set by _analyse)
-    self.dot_flops = None  # FLOPs of a batch's matrix products (set by _analyse)
 
   def _analyse(self, carry, x, y, key) -> None:
     """Traces one batch abstractly (once): the metrics' structure, whether the batch
-    convolves, its matrix products' FLOPs and the loop to use."""
+    convolves, the loop and the compiler options to use."""
     plan = jax.eval_shape(self.plan_fn, key)
     closed, shapes = jax.make_jaxpr(self.batch_fn, return_shape=True)(carry, None, x, y, plan, 0)
     self._metric_shapes = shapes[1]
     self.convolves = _uses_primitive(closed.jaxpr, "conv_general_dilated")
-    self.dot_flops = _dot_flops(closed.jaxpr)
     if self.loop == "auto":
       self.loop = "python" if self.convolves and jax.default_backend() == "cpu" else "scan"
+    if self.options is None:
+      self.options = _program_options(closed.jaxpr)
 
   def _init_sums(self) -> dict:
     sums = _zeros_like(self._metric_shapes)
@@ -340,7 +343,7 @@ class _EpochRunner:
     self._analyse(carry, x, y, key)
     donate = (0,) if self.donate else ()
     if self.loop == "scan":
-      self.compiled = _jit(self._scan_epoch, self.convolves, self.dot_flops, self.xla_options,
+      self.compiled = _jit(self._scan_epoch, self.options,
                            donate_argnums=donate).lower(carry, x, y, key).compile()
     else:
       # The epoch's plan and zero sums, placed like the key (replicated over a mesh);
@@ -352,8 +355,7 @@ class _EpochRunner:
           lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
           jax.eval_shape(begin, key), begin_c.output_shardings)
       donate = (0, 1) if self.donate else ()
-      step_c = _jit(self.batch_fn, self.convolves, self.dot_flops, self.xla_options,
-                    donate_argnums=donate).lower(
+      step_c = _jit(self.batch_fn, self.options, donate_argnums=donate).lower(
           carry, sums, x, y, plan, np.int32(0)).compile()
       self.compiled = (begin_c, step_c)
     self.compile_seconds = time.perf_counter() - start

@@ -380,15 +380,20 @@ def test_small_programs_compile_their_dots_off_ynnpack_with_the_same_numbers():
   chex.assert_trees_all_close(default(*args), ours(*args), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
-def test_fit_and_evaluate_choose_the_dot_options_by_the_steps_dot_flops(monkeypatch):
-  if not jp.compiler_options(dot_flops=0):  # (runs, and caches, the probes on the real options)
-    pytest.skip("this jaxlib has no YNNPACK fusions")
+def _small_mlp_problem():
+  """40 examples of 8 features, an MLP 8 -> 8 -> 2 (SGD): its state, train and eval steps."""
   _, _, x, y = _mlp_setup(40)
   mlp, tx = jp.MLP((8, 2)), optax.sgd(0.1)
   step = jp.make_train_step(mlp.apply, jp.softmax_cross_entropy, tx)
   state = jp.create_train_state(jax.random.key(0), mlp, tx, x)
-  eval_step = jp.make_eval_step(mlp.apply, jp.softmax_cross_entropy)
+  return x, y, state, step, jp.make_eval_step(mlp.apply, jp.softmax_cross_entropy)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_fit_and_evaluate_choose_the_dot_options_by_the_steps_dot_flops(monkeypatch):
+  if not jp.compiler_options(dot_flops=0):  # (runs, and caches, the probes on the real options)
+    pytest.skip("this jaxlib has no YNNPACK fusions")
+  x, y, state, step, eval_step = _small_mlp_problem()
   # An option value XLA rejects shows which programs get the small programs' options.
   monkeypatch.setattr(jp.train, "_CPU_SMALL_OPTIONS",
                       {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_FUSION_TYPE"})
@@ -408,11 +413,7 @@ def test_fit_and_evaluate_choose_the_dot_options_by_the_steps_dot_flops(monkeypa
 def test_fit_and_evaluate_take_the_users_xla_options_instead_of_their_own(monkeypatch):
   if not jp.compiler_options(dot_flops=0):
     pytest.skip("this jaxlib has no YNNPACK fusions")
-  _, _, x, y = _mlp_setup(40)
-  mlp, tx = jp.MLP((8, 2)), optax.sgd(0.1)
-  step = jp.make_train_step(mlp.apply, jp.softmax_cross_entropy, tx)
-  state = jp.create_train_state(jax.random.key(0), mlp, tx, x)
-  eval_step = jp.make_eval_step(mlp.apply, jp.softmax_cross_entropy)
+  x, y, state, step, eval_step = _small_mlp_problem()
   run = lambda loop, options: jp.fit(state, step, x, y, key=jax.random.key(1), epochs=2, batch_size=8,
                                      progress=False, loop=loop, xla_options=options)
   ours = {loop: run(loop, None)[0] for loop in ("python", "scan")}
