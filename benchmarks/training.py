@@ -416,15 +416,17 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
 
 
 def run_sweep(epochs: int, scale: float) -> dict:
-  """K vmapped runs against K runs one after the other (8 logistic regressions, 4 MLPs):
-  each vmapped run in its own example order (the default) and all in one order."""
+  """K vmapped runs against K runs one after the other (8 logistic regressions, 4 MLPs
+  512-512 and 4 small ones, 18-64-64-1): each vmapped run in its own example order (the
+  default) and all in one order."""
   import jaxphys as jp
   out = {}
-  for kind, k in (("logreg", 8), ("mlp", 4)):
-    if kind == "logreg":  # logistic regression on SUSY-shaped events
-      case, model = Case("sweep_logreg", "susy", (18,), 128, 100_000), jp.LogisticRegression()
-    else:
-      case, model = Case("sweep_mlp", "mlp", (28, 28, 1), 128, 20_000), None
+  sweeps = {  # logistic regression and the small MLP on SUSY-shaped events
+      "logreg": (8, Case("sweep_logreg", "susy", (18,), 128, 100_000), jp.LogisticRegression()),
+      "mlp": (4, Case("sweep_mlp", "mlp", (28, 28, 1), 128, 20_000), None),
+      "mlp_small": (4, Case("sweep_mlp_small", "susy", (18,), 128, 100_000), jp.MLP((64, 64, 1))),
+  }
+  for kind, (k, case, model) in sweeps.items():
     n = int(case.examples * scale) // case.batch * case.batch
     x, y = _data(case, n)
     t1 = statistics.median(bench_jaxphys(case, x, y, epochs, model=model)["seconds"])
