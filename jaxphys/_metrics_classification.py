@@ -61,8 +61,8 @@ def _true_and_predicted(labels, scores, threshold, sample_weight, pos_label):
   s = _in.host_scores(scores)
   w = _in.host_weights(sample_weight)
   if binary:
-    if not np.isfinite(float(threshold)):
-      _in._fail("threshold", f"must be a finite number, got {threshold!r}")
+    if np.isnan(float(threshold)):
+      _in._fail("threshold", "is NaN")
     true = _in.host_binary_labels(labels, pos_label).astype(np.intp)
     return true, (s >= threshold).astype(np.intp), 2, w, np
   true = _in.host_class_labels(labels, s.shape[1])

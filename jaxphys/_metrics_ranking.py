@@ -119,18 +119,22 @@ def host_rates(curve: HostCurve, what: str):
 def _points(pos, scores, w):
   """The traced ROC at every example: ``(fps, tps, thr, last, negatives)``, each ``(n,)``."""
   n = scores.shape[0]
-  neg_sorted, y, ws = jax.lax.sort((-scores, pos.astype(jnp.int32),
-                                    jnp.ones(n, jnp.int32) if w is None else w), num_keys=1)
-  last = jnp.concatenate([neg_sorted[1:] != neg_sorted[:-1], jnp.ones(1, bool)])
+  if scores.dtype == jnp.bool_:
+    scores = scores.astype(jnp.uint8)
+  # Ascending, then reversed: negating would wrap unsigned scores.
+  ascending = jax.lax.sort((scores, pos.astype(jnp.int32), jnp.ones(n, jnp.int32) if w is None else w),
+                           num_keys=1)
+  thr, y, ws = (a[::-1] for a in ascending)
+  last = jnp.concatenate([thr[1:] != thr[:-1], jnp.ones(1, bool)])
   # Index of the last element of each example's tie group: a reverse running minimum.
   end = jax.lax.cummin(jnp.where(last, jnp.arange(n), n), reverse=True)
   tp_count = jnp.cumsum(y)[end]
   negatives = (end + 1 - tp_count).astype(jnp.int32)
   if w is None:
-    return negatives, tp_count.astype(jnp.int32), -neg_sorted, last, negatives
+    return negatives, tp_count.astype(jnp.int32), thr, last, negatives
   tps = jnp.cumsum(y * ws)[end]
   fps = jnp.cumsum((1 - y) * ws)[end]
-  return fps, tps, -neg_sorted, last, negatives
+  return fps, tps, thr, last, negatives
 
 
 def _traced_binary(labels, scores, sample_weight, pos_label):
