@@ -36,8 +36,8 @@ those present; thresholds keep the scores' dtype (scikit-learn returns float64).
 
 from __future__ import annotations
 
-from jaxphys._metrics_classification import (accuracy, confusion_matrix, f1, fpr, precision,
-                                             predict_classes, recall, tpr)
+from jaxphys._metrics_classification import (_class_labels, accuracy, confusion_matrix, f1, fpr,
+                                             precision, predict_classes, recall, tpr)
 from jaxphys._metrics_physics import Discovery, asimov_significance, discovery_significance
 from jaxphys._metrics_ranking import WorkingPoint, roc_auc, roc_curve, roc_points, working_point
 
