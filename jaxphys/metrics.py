@@ -46,3 +46,8 @@ __all__ = [
     "recall", "f1", "roc_points", "roc_curve", "roc_auc", "WorkingPoint",
     "working_point", "asimov_significance", "Discovery", "discovery_significance",
 ]
+
+# The public names live here (documentation, doctests, error messages), wherever defined.
+for _name in __all__:
+  globals()[_name].__module__ = __name__
+del _name
