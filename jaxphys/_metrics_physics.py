@@ -138,13 +138,15 @@ def discovery_significance(labels: jax.Array, scores: jax.Array, n_signal: float
   """
   if _in.is_traced(labels, scores, sample_weight, threshold):
     _in.check_shapes(labels, scores, sample_weight, binary=True)
+    _in.check_threshold_shape(threshold)
     pos, s, w = _rank._traced_binary(labels, scores, sample_weight, pos_label)
     return _traced_discovery(pos, s, w, n_signal, n_background, relative_uncertainty,
                              min_background, threshold)
   _check_expectations(n_signal, n_background, relative_uncertainty, min_background)
   pos, s, w = _rank.host_binary(labels, scores, sample_weight, pos_label)
   if threshold is not None:
-    if not np.isfinite(float(threshold)):
+    threshold = _in.host_threshold(threshold)
+    if not np.isfinite(threshold):
       _in._fail("threshold", f"must be a finite number, got {threshold!r}")
     ws = np.ones(s.shape[0]) if w is None else w
     sel, total_s, total_b = s >= threshold, ws[pos].sum(), ws[~pos].sum()
