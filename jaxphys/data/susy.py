@@ -14,13 +14,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
+import warnings
 import zlib
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from jaxphys._io import atomic_open
+from jaxphys._io import atomic_open, write_json
+from jaxphys.data.download import sha256_of
 from jaxphys.errors import DataError
 
 __all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "split_rows", "write_susy"]
@@ -133,10 +136,42 @@ def _parse(path: Path, n_rows: Optional[int]) -> np.ndarray:
   return out
 
 
-def _cache_file(path: Path, cache_dir: Path) -> Path:
-  st = path.stat()
-  tag = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-  return cache_dir / f"{path.name}.{tag}.npy"
+def _source_digest(path: Path, cache_dir: Path) -> str:
+  """SHA-256 of the file ``path``'s content. Remembered in ``cache_dir`` with the file's
+  identity (size, modification and status-change times, inode, device): hashed again
+  whenever any of these differ. The status-change time cannot be set back, so a file
+  replaced by another of the same size and modification time is hashed again."""
+  resolved = path.resolve()
+  st = resolved.stat()
+  identity = {"path": str(resolved), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+              "ctime_ns": st.st_ctime_ns, "inode": st.st_ino, "device": st.st_dev}
+  index = cache_dir / f"{path.name}.{hashlib.sha256(str(resolved).encode()).hexdigest()[:12]}.source.json"
+  try:
+    known = json.loads(index.read_text())
+    if known["identity"] == identity and len(known["sha256"]) == 64:
+      return known["sha256"]
+  except (OSError, ValueError, KeyError, TypeError):
+    pass
+  digest = sha256_of(resolved)
+  write_json(index, {"identity": identity, "sha256": digest})
+  return digest
+
+
+def _load_cache(cached: Path):
+  """``(labels, inputs)`` from the cache file ``cached`` if it holds a valid table; None
+  (after a warning, and the file removed) if it is damaged or edited."""
+  try:
+    table = np.load(cached, allow_pickle=False, mmap_mode="r")
+    if table.dtype != np.float32 or table.ndim != 2 or table.shape[1] != _NCOLS or not len(table):
+      raise DataError(f"{cached}: holds {table.dtype} {table.shape}, not float32 (rows, {_NCOLS})")
+    _validate(cached, table[:, 0], table[:, 1:])
+  except (OSError, ValueError) as e:  # DataError included
+    problem = str(e) if isinstance(e, DataError) else f"{cached}: {(str(e).splitlines() or [''])[0]}"
+    warnings.warn(f"damaged SUSY cache, read from the source again: {problem}", RuntimeWarning,
+                  stacklevel=3)
+    cached.unlink(missing_ok=True)
+    return None
+  return table[:, 0], table[:, 1:]
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -155,8 +190,10 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
     features: ``"low"`` (8 columns), ``"high"`` (10) or ``"all"`` (18); see
       :func:`susy_columns` for their names.
     n_rows: read only the first ``n_rows`` rows of the file (before splitting).
-    cache_dir: if given, the parsed file is kept there as ``.npy`` (keyed by path, size
-      and modification time) and later loads read it instead (no pickle).
+    cache_dir: if given, the parsed file is kept there as ``.npy`` (no pickle), keyed by
+      the SHA-256 of the file's content, and later loads read it instead; it is checked
+      on every load (shape, dtype, labels in {0, 1}, finite values) and read from the
+      source again, with a warning, if it is damaged.
 
   Returns:
     ``x`` float32 ``(n, k)`` and ``y`` int32 ``(n,)`` in {0, 1}.
@@ -175,10 +212,12 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
     raise DataError(f"n_rows must be a positive integer, got {n_rows!r}")
   if not path.is_file():
     raise DataError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
-  cached = None if cache_dir is None or n_rows is not None else _cache_file(path, Path(cache_dir))
-  if cached is not None and cached.is_file():
-    table = np.load(cached, allow_pickle=False, mmap_mode="r")
-    labels, inputs = table[:, 0], table[:, 1:]
+  cached = loaded = None
+  if cache_dir is not None and n_rows is None:
+    cached = Path(cache_dir) / f"{path.name}.{_source_digest(path, Path(cache_dir))[:16]}.npy"
+    loaded = _load_cache(cached) if cached.is_file() else None
+  if loaded is not None:
+    labels, inputs = loaded
   else:
     labels, inputs = _read(path, n_rows)
     _validate(path, labels, inputs)
