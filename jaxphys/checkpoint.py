@@ -207,7 +207,7 @@ class Checkpointer:
     """The file of the checkpoint after ``epochs_done`` epochs."""
     return self.directory / f"epoch_{int(epochs_done)}.ckpt"
 
-  def all_epochs(self) -> list:
+  def all_epochs(self) -> list[int]:
     """Epochs done of every kept checkpoint, ascending."""
     if not self.directory.is_dir():
       return []
@@ -268,7 +268,7 @@ class Checkpointer:
       if e not in kept:
         self.path(e).unlink(missing_ok=True)
 
-  def restore(self, state, key, epochs_done: Optional[int] = None):
+  def restore(self, state, key, epochs_done: Optional[int] = None) -> Optional[tuple[int, Any, dict]]:
     """The checkpoint after ``epochs_done`` epochs (default: the latest) as
     ``(epochs_done, state, history)``, shaped like ``state``; None if there is none.
 

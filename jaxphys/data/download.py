@@ -19,7 +19,14 @@ __all__ = ["download", "sha256_of"]
 
 
 def sha256_of(path) -> str:
-  """Hex SHA-256 digest of the file at ``path``, read in 1 MiB blocks."""
+  """Hex SHA-256 digest of the file at ``path``, read in 1 MiB blocks.
+
+  >>> import tempfile, pathlib
+  >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+  >>> _ = path.write_bytes(b"abc")
+  >>> sha256_of(path)[:16]
+  'ba7816bf8f01cfea'
+  """
   h = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
@@ -43,9 +50,19 @@ def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0,
     deadline: seconds the whole call may take, all mirrors together (a server that
       sends a byte now and then never trips ``timeout``, but trips this).
 
+  Returns:
+    ``dest``.
+
   Raises:
     DataError: every URL failed, or the deadline passed; the message lists each URL's
       reason.
+
+  >>> import tempfile, pathlib
+  >>> folder = pathlib.Path(tempfile.mkdtemp())
+  >>> _ = (folder / "mirror.bin").write_bytes(b"abc")
+  >>> url = (folder / "mirror.bin").as_uri()
+  >>> download([url], folder / "copy.bin", sha256_of(folder / "mirror.bin")).read_bytes()
+  b'abc'
   """
   for name, value in (("timeout", timeout), ("deadline", deadline)):
     if not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):

@@ -42,7 +42,11 @@ _NCOLS = 19
 
 
 def susy_columns(features: str = "all") -> tuple[str, ...]:
-  """Names of the columns of ``features`` (``"low"``: 8, ``"high"``: 10, ``"all"``: 18)."""
+  """Names of the columns of ``features`` (``"low"``: 8, ``"high"``: 10, ``"all"``: 18).
+
+  >>> susy_columns("low")[:3]
+  ('lepton_1_pT', 'lepton_1_eta', 'lepton_1_phi')
+  """
   if features not in FEATURE_SETS:
     raise DataError(f"features must be one of {', '.join(FEATURE_SETS)}, got {features!r}")
   return SUSY_COLUMNS[FEATURE_SETS[features]]
@@ -50,7 +54,11 @@ def susy_columns(features: str = "all") -> tuple[str, ...]:
 
 def split_rows(n: int, split: str) -> slice:
   """Rows of ``split`` (``"train"``, ``"valid"``, ``"test"``) in a table of ``n`` rows:
-  the official 80 / 10 / 10 % in file order (4,000,000 / 500,000 / 500,000 of the real file)."""
+  the official 80 / 10 / 10 % in file order (4,000,000 / 500,000 / 500,000 of the real file).
+
+  >>> split_rows(5_000_000, "test")
+  slice(4500000, 5000000, None)
+  """
   if split not in SPLITS:
     raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
   lo, hi = SPLITS[split]
@@ -201,6 +209,13 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
   Raises:
     DataError: one line with the file and line number: a wrong column count, a
       non-numeric field, a label other than 0/1, a NaN or infinite value, an empty file.
+
+  >>> import tempfile, pathlib
+  >>> folder = pathlib.Path(tempfile.mkdtemp())
+  >>> path = write_susy(folder / "SUSY.csv", np.ones((10, 18)), np.arange(10) % 2)
+  >>> x, y = load_susy(path, split="test", cache_dir=folder / "cache")
+  >>> x.shape, y.tolist()
+  ((1, 18), [1])
   """
   path = Path(path)
   if split is not None and split not in SPLITS:
@@ -250,7 +265,12 @@ def write_susy(path, x, y) -> Path:
   """Writes ``x`` ``(n, 18)`` and labels ``y`` ``(n,)`` in {0, 1} as a SUSY file.
 
   Same format as the UCI file (label first, 19 columns, scientific notation, no
-  header), gzip'd if ``path`` ends in ``.gz``; written atomically.
+  header), gzip'd if ``path`` ends in ``.gz``; written atomically. Returns ``path``.
+
+  >>> import tempfile, pathlib
+  >>> path = write_susy(pathlib.Path(tempfile.mkdtemp()) / "s.csv", np.zeros((1, 18)), [1])
+  >>> path.read_text()[:30]
+  '1.000000000000000000e+00,0.000'
   """
   path = Path(path)
   x = np.asarray(x, np.float64)
