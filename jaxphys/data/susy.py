@@ -3,10 +3,10 @@
 ``SUSY.csv`` or ``SUSY.csv.gz``: no header, 19 comma-separated numbers per line, the
 label first (1 signal: chargino pairs; 0 background: W+W-), then the 18 features of
 :data:`SUSY_COLUMNS`: 8 low-level (the two leptons' pT, eta, phi and the missing
-transverse momentum) and 10 high-level (functions of the low-level ones). A plain file
-is parsed by compiled, multi-threaded code (:mod:`jaxphys.data._csv`); a gzip'd file, or
-one that code does not accept, by pyarrow, which also words the errors. Speed and memory:
-``benchmarks/susy_loader.py`` and BENCHMARKS.md.
+transverse momentum) and 10 high-level (functions of the low-level ones). The file is
+parsed by pyarrow's multi-threaded CSV reader; with ``cache_dir`` the parsed table is
+kept as ``.npy``, so a file is parsed once. Speed and memory: ``benchmarks/susy_loader.py``
+and BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -95,14 +95,6 @@ def _first_bad_line(path: Path, n_rows: Optional[int]) -> str:
 
 def _read(path: Path, n_rows: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
   """``(labels (rows,), features (rows, 18))`` float32; the first ``n_rows`` rows only if given."""
-  if path.suffix != ".gz":
-    try:
-      from jaxphys.data._csv import parse_numeric_csv
-    except ImportError:  # no Numba here: pyarrow alone
-      parse_numeric_csv = lambda *args: None
-    parsed = parse_numeric_csv(path, _NCOLS, n_rows)
-    if parsed is not None:
-      return parsed
   table = _parse(path, n_rows)
   return table[:, 0], table[:, 1:]
 
