@@ -183,8 +183,12 @@ class Checkpointer:
     restored = self.restore(loop.state, loop.key)
     if restored is None:
       return
-    epochs_done, loop.state, history = restored
-    loop.initial_epoch = epochs_done
+    epochs_done, state, history = restored
+    if epochs_done > loop.epochs:
+      raise ConfigMismatch(f"{self.path(epochs_done)}: the checkpoint has {epochs_done} epochs done, "
+                           f"more than the {loop.epochs} asked for; ask for at least {epochs_done}",
+                           {"epochs": (epochs_done, loop.epochs)})
+    loop.state, loop.initial_epoch = state, epochs_done
     loop.history = {k: list(v) for k, v in history.items()}
 
   def on_epoch_end(self, loop, epoch: int, logs: dict) -> None:

@@ -176,6 +176,8 @@ def test_resume_restores_state_key_and_history_exactly(tmp_path):
   for a, b in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(resumed.state)):
     np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(np.asarray(full.history["train_loss"]), np.asarray(resumed.history["train_loss"]))
+  with pytest.raises(ConfigMismatch, match=r"epoch_6.ckpt: the checkpoint has 6 epochs done, more than the 2 asked for"):
+    _drive(Checkpointer(tmp_path / "b", resume=True), _state(), 2, losses)
   nothing = _Loop(_state(), jax.random.key(1), 3)
   Checkpointer(tmp_path / "empty", resume=True).on_train_begin(nothing)  # no checkpoint: a fresh start
   assert nothing.initial_epoch == 0 and nothing.history == {}
