@@ -151,9 +151,8 @@ class Checkpointer:
   def __init__(self, directory, *, every: int = 1, keep: int = 2, best_metric: Optional[str] = None,
                best_mode: str = "min", resume: bool = False, config: Optional[dict] = None,
                allowed_changes: Sequence[str] = ()):
-    for name, value in (("every", every), ("keep", keep)):
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Checkpointer: {name} must be a positive integer, got {value!r}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in (every, keep)):
+      raise ValueError(f"Checkpointer: every and keep must be positive integers, got every={every!r}, keep={keep!r}")
     if best_mode not in ("min", "max"):
       raise ValueError(f"Checkpointer: best_mode must be 'min' or 'max', got {best_mode!r}")
     if best_metric is not None and not isinstance(best_metric, str):

@@ -281,8 +281,8 @@ def test_checkpoint_files_modes_temporaries_and_full_disk(tmp_path, monkeypatch)
 
 
 def test_bad_arguments(tmp_path):
-  for kwargs, message in [({"every": 0}, "every must be a positive integer"),
-                          ({"keep": 1.5}, "keep must be a positive integer"),
+  for kwargs, message in [({"every": 0}, "every and keep must be positive integers, got every=0, keep=2"),
+                          ({"keep": 1.5}, "every and keep must be positive integers, got every=1, keep=1.5"),
                           ({"best_mode": "up"}, "best_mode must be 'min' or 'max'"),
                           ({"config": [1]}, "config must be a dict"),
                           ({"config": {"f": object()}}, "config: not JSON-able"),
