@@ -121,6 +121,11 @@ class Checkpointer:
   Kept after each save: the last ``keep`` and, with ``best_metric``, the best by it
   (read from the checkpoints themselves, so this holds across resumes).
 
+  The states this library trains fit in memory on one host, so one file per checkpoint
+  suffices. Orbax's ``CheckpointManager`` was used before; a write it failed (a full disk)
+  left background threads that printed tracebacks after the error, which the one-line
+  errors promised here cannot allow.
+
   Args:
     directory: where checkpoints live (created if needed).
     every: epochs between checkpoints (>= 1).
