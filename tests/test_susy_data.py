@@ -186,3 +186,20 @@ def test_number_spellings_equal_python_float(tmp_path):
   assert x.shape == (3, 18) and y.tolist() == [1, 1, 1]
   for row in x:
     np.testing.assert_array_equal(row.view(np.int32), want.view(np.int32))
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning(tmp_path, monkeypatch):
+  x, y = _random_events(20)
+  src = write_susy(tmp_path / "s.csv", x, y)
+
+  def full(fd):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "fsync", full)
+  with pytest.warns(RuntimeWarning) as caught:
+    x2, _ = load_susy(src, cache_dir=tmp_path / "cache")
+  messages = [str(w.message) for w in caught]
+  assert messages[0].endswith(".source.json: cannot write (No space left on device); the file will be hashed again next time")
+  assert messages[1].endswith(".npy: cannot write (No space left on device); the SUSY file is not cached")
+  np.testing.assert_array_equal(x2, x)
+  assert not list((tmp_path / "cache").glob("*.npy"))

@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxphys._io import atomic_open, write_json
 from jaxphys.data.download import sha256_of
-from jaxphys.errors import DataError
+from jaxphys.errors import DataError, OutputError
 
 __all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "split_rows", "write_susy"]
 
@@ -153,7 +153,10 @@ def _source_digest(path: Path, cache_dir: Path) -> str:
   except (OSError, ValueError, KeyError, TypeError):
     pass
   digest = sha256_of(resolved)
-  write_json(index, {"identity": identity, "sha256": digest})
+  try:
+    write_json(index, {"identity": identity, "sha256": digest})
+  except OutputError as e:  # a cache that cannot be written is only slower
+    warnings.warn(f"{e}; the file will be hashed again next time", RuntimeWarning, stacklevel=3)
   return digest
 
 
@@ -229,7 +232,10 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
     labels, inputs = _read(path, n_rows)
     _validate(path, labels, inputs)
     if cached is not None:
-      _save_npy(cached, np.column_stack([labels, inputs]))
+      try:
+        _save_npy(cached, np.column_stack([labels, inputs]))
+      except OutputError as e:  # a cache that cannot be written is only slower
+        warnings.warn(f"{e}; the SUSY file is not cached", RuntimeWarning, stacklevel=2)
   if len(labels) == 0:
     raise DataError(f"{path}: no rows")
   if split is not None:
