@@ -37,6 +37,7 @@ def test_truncated_tampered_and_mismatched_checkpoints_are_one_line_errors(tmp_p
 
 # ---------------------------------------------------------------- training checkpoints
 
+import inspect
 import json
 import os
 import signal
@@ -50,7 +51,17 @@ import optax
 from jaxphys.checkpoint import Checkpointer
 from jaxphys.errors import ConfigMismatch, OutputError, TrainingDiverged
 
-_TRAIN = textwrap.dedent("""
+def fit_checkpointing(fit, ckpt, resume):
+  """fit's arguments for checkpointing: ``callbacks=[ckpt]`` (the callback protocol), or
+  the older ``checkpointer=ckpt, resume=resume``."""
+  import inspect
+
+  if "callbacks" in inspect.signature(fit).parameters:
+    return {"callbacks": [ckpt] if ckpt is not None else []}
+  return {"progress": False, "checkpointer": ckpt, "resume": resume}
+
+
+_TRAIN = inspect.getsource(fit_checkpointing) + textwrap.dedent("""
     import sys, numpy as np, jax, optax, jaxphys as jp
     from jaxphys.checkpoint import Checkpointer
     directory, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
@@ -60,10 +71,10 @@ _TRAIN = textwrap.dedent("""
     model, tx = jp.MLP((64, 64, 2)), optax.adam(1e-3)
     step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
-    ckpt = Checkpointer(directory, every=1, keep=2) if directory != "-" else None
+    ckpt = Checkpointer(directory, every=1, keep=2, resume=resume) if directory != "-" else None
     start = ckpt.latest_epoch() if (ckpt and resume) else None
     state, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=40, batch_size=32,
-                         progress=False, checkpointer=ckpt, resume=resume)
+                         **fit_checkpointing(jp.fit, ckpt, resume))
     np.savez(out, loss=hist["train_loss"], **{str(i): np.asarray(a) for i, a in
                                              enumerate(jax.tree_util.tree_leaves(state))})
     print("resumed from", start)
@@ -110,8 +121,11 @@ def _small_run(tmp_path, epochs, checkpointer=None, lr=1e-2, scale=1.0, resume=F
   state = jp.create_train_state(jax.random.key(0), model, tx, x)
   step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
   evals = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
-  return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs, batch_size=64, progress=False,
-                eval_step=evals, eval_data=(x[:256], y[:256]), checkpointer=checkpointer, resume=resume)
+  if checkpointer is not None:
+    checkpointer.resume = resume
+  return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs, batch_size=64,
+                eval_step=evals, eval_data=(x[:256], y[:256]),
+                **fit_checkpointing(jp.fit, checkpointer, resume))
 
 
 def test_checkpointer_keeps_the_last_k_and_the_best(tmp_path):
