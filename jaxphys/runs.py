@@ -76,7 +76,7 @@ def published_results(out) -> Path:
   """The folder of the published result set of ``out`` (where ``results.json`` is).
 
   Raises:
-    DataError: no run has published into ``out``.
+    DataError: no run has published into ``out``, or its result set was removed.
 
   >>> import tempfile
   >>> out = tempfile.mkdtemp()
@@ -93,6 +93,8 @@ def published_results(out) -> Path:
     raise DataError(f"{out}: no published results (no run has finished there)") from None
   except OSError:
     raise DataError(f"{out / _LATEST}: not a link to a result set") from None
+  if not (out / target).is_dir():
+    raise DataError(f"{out / _LATEST}: points to {target}, which is missing")
   return out / target
 
 
