@@ -173,6 +173,7 @@ class Checkpointer:
     self.changes: list = []  # [{"at_epoch": n, "setting": k, "from": old, "to": new}, ...]
     self.resumed_from: Optional[int] = None  # epochs done in the checkpoint resumed from
     self._replace_existing = False
+    self._unsaved = None  # (epochs done, state, history) of an epoch not yet saved
     remove_stale_temporaries(self.directory)
 
   # ------------------------------------------------------------------ callback hooks
@@ -199,15 +200,21 @@ class Checkpointer:
     """Saves after every ``every`` epochs and after the last (``epoch`` is 0-based;
     ``loop.history`` holds this epoch's entry)."""
     done = int(epoch) + 1
+    history = {k: list(v) for k, v in loop.history.items()}
+    for k, v in logs.items():  # a loop that appends after the callbacks
+      if len(history.get(k, ())) == done - 1:
+        history.setdefault(k, []).append(v)
+    self._unsaved = (done, loop.state, history)
     if done % self.every == 0 or done >= loop.epochs or getattr(loop, "stop_training", False):
-      history = {k: list(v) for k, v in loop.history.items()}
-      for k, v in logs.items():  # a loop that appends after the callbacks
-        if len(history.get(k, ())) == done - 1:
-          history.setdefault(k, []).append(v)
       self.save(done, loop.state, loop.key, history)
+      self._unsaved = None
 
   def on_train_end(self, loop) -> None:
-    """Nothing: every checkpoint is complete when :meth:`on_epoch_end` returns."""
+    """Saves the last epoch if training stopped early (``loop.stop_training``) between
+    checkpoints, unless another callback has replaced ``loop.state`` since."""
+    unsaved, self._unsaved = self._unsaved, None
+    if unsaved is not None and unsaved[1] is loop.state:
+      self.save(unsaved[0], loop.state, loop.key, unsaved[2])
 
   # ------------------------------------------------------------------ direct use
 

@@ -182,6 +182,28 @@ def test_retention_holds_across_resumes(tmp_path):
   assert fresh.all_epochs() == [1, 2]
 
 
+def test_an_early_stop_between_checkpoints_is_saved_at_the_end(tmp_path):
+  ckpt = Checkpointer(tmp_path, every=5)
+  loop = _drive(ckpt, _state(), 3, [0.5] * 3)  # 3 epochs of a planned 3: saved at the last
+  assert ckpt.all_epochs() == [3]
+  ckpt = Checkpointer(tmp_path / "b", every=5)
+  loop = _Loop(_state(), jax.random.key(1), 20)
+  ckpt.on_train_begin(loop)
+  for epoch in range(2):  # stopped after 2 (EarlyStopping after this callback in the list)
+    loop.history.setdefault("train_loss", []).append(0.5)
+    ckpt.on_epoch_end(loop, epoch, {"train_loss": 0.5})
+  ckpt.on_train_end(loop)
+  assert ckpt.all_epochs() == [2]
+  other = Checkpointer(tmp_path / "c", every=5)
+  loop = _Loop(_state(), jax.random.key(1), 20)
+  other.on_train_begin(loop)
+  loop.history["train_loss"] = [0.5]
+  other.on_epoch_end(loop, 0, {"train_loss": 0.5})
+  loop.state = _state()  # replaced (e.g. the best state restored): not saved as epoch 1
+  other.on_train_end(loop)
+  assert other.all_epochs() == []
+
+
 def test_resume_restores_state_key_and_history_exactly(tmp_path):
   losses = np.linspace(1, 0, 6)
   full = _drive(Checkpointer(tmp_path / "a", keep=2), _state(), 6, losses)
