@@ -38,7 +38,6 @@ def test_truncated_tampered_and_mismatched_checkpoints_are_one_line_errors(tmp_p
 # ---------------------------------------------------------------- training checkpoints
 
 import inspect
-import json
 import os
 import signal
 import subprocess

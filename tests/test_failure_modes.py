@@ -7,7 +7,6 @@ tests/test_cli*.py."""
 import contextlib
 import errno
 import os
-import signal
 import subprocess
 import sys
 import textwrap
