@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
+
+import numpy as np
 
 from jaxphys._io import fsync_dir, output_error, write_json
 from jaxphys.errors import DataError, OutputError, RunLocked
@@ -61,15 +64,55 @@ def _lock(out: Path) -> int:
 
 
 def _fsync_tree(folder: Path) -> None:
-  """Flushes every file and folder under ``folder`` (itself included) to the disk."""
+  """Flushes every regular file and folder under ``folder`` (itself included) to the disk
+  (links and special files are not opened: a FIFO would block).
+
+  Raises:
+    OutputError: one of them cannot be flushed; one line naming it.
+  """
   for root, _, files in os.walk(folder):
-    for name in files:
-      fd = os.open(os.path.join(root, name), os.O_RDONLY)
+    for path in (os.path.join(root, name) for name in files):
+      if not os.path.isfile(path) or os.path.islink(path):
+        continue
       try:
-        os.fsync(fd)
-      finally:
-        os.close(fd)
-    fsync_dir(Path(root))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+          os.fsync(fd)
+        finally:
+          os.close(fd)
+      except OSError as e:
+        raise output_error(path, e) from None
+    try:
+      fsync_dir(Path(root))
+    except OSError as e:
+      raise output_error(root, e) from None
+
+
+def _check_links(out: Path) -> None:
+  """OutputError unless ``out`` can hold the symbolic link that publishing swaps (some
+  file systems, e.g. FAT, cannot): found before the run does any work."""
+  probe = out / f".{_LATEST}.{os.getpid()}"
+  try:
+    probe.unlink(missing_ok=True)
+    os.symlink("runs", probe)
+    probe.unlink()
+  except OSError as e:
+    raise OutputError(f"{out}: this file system cannot hold symbolic links, which publishing a run "
+                      f"needs ({e.strerror}); choose an output folder on another one", path=out) from None
+
+
+def _plain(obj: Any) -> Any:
+  """``obj`` as JSON can hold it: NumPy scalars and arrays as Python numbers and lists,
+  NaN and infinities as the strings ``"nan"``, ``"inf"``, ``"-inf"``."""
+  if isinstance(obj, dict):
+    return {k: _plain(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple, np.ndarray)):
+    return [_plain(v) for v in obj]
+  if isinstance(obj, np.generic):
+    obj = obj.item()
+  if isinstance(obj, float) and not math.isfinite(obj):
+    return str(obj)
+  return obj
 
 
 def published_results(out) -> Path:
@@ -139,6 +182,7 @@ class RunDirectory:
     try:
       self.run_id = self._new_id()
       self._remove_orphans()
+      _check_links(self.out)
       self.staging = self.out / "runs" / self.run_id
       self.checkpoints = self.out / "checkpoints"
       for folder in (self.staging, self.checkpoints):
@@ -152,8 +196,8 @@ class RunDirectory:
 
   def _new_id(self) -> str:
     stamp = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{os.getpid()}"
-    run_id, n = stamp, 1
-    while (self.out / "runs" / run_id).exists():
+    run_id, n = stamp, 1  # a run of this process in the same second may have left a record
+    while (self.out / "runs" / run_id).exists() or (self.out / "failures" / f"{run_id}.json").exists():
       n += 1
       run_id = f"{stamp}-{n}"
     return run_id
@@ -185,34 +229,40 @@ class RunDirectory:
       raise ValueError(f"{self.staging}: this run is already published")
     previous = self._published_name()
     tmp = self.out / f".{_LATEST}.{os.getpid()}"
+    _fsync_tree(self.staging)
     try:
-      _fsync_tree(self.staging)
       tmp.unlink(missing_ok=True)
       os.symlink(os.path.join("runs", self.run_id), tmp)
       os.replace(tmp, self.out / _LATEST)
-      fsync_dir(self.out)
     except OSError as e:
       tmp.unlink(missing_ok=True)
       raise output_error(self.out / _LATEST, e) from None
-    self._published = True
+    self._published = True  # whatever follows, the link names this run's set now
+    try:
+      fsync_dir(self.out)
+    except OSError as e:
+      raise output_error(self.out / _LATEST, e) from None
     if previous and previous != self.run_id:
       shutil.rmtree(self.out / "runs" / previous, ignore_errors=True)
     return self.staging
 
   def record_failure(self, record: dict) -> Path:
-    """Writes ``record`` (JSON-able) to ``out/failures/<run_id>.json``, beside the
-    published set, which stays as it was. Returns the file's path."""
+    """Writes ``record`` to ``out/failures/<run_id>.json``, beside the published set,
+    which stays as it was. NumPy values are written as numbers and lists, NaN and
+    infinities (a diverged run's) as ``"nan"``, ``"inf"``, ``"-inf"``. Returns the file's
+    path."""
     if not isinstance(record, dict):
       raise ValueError(f"record: expected a dict, got {type(record).__name__}")
     path = self.out / "failures" / f"{self.run_id}.json"
-    write_json(path, record)
+    write_json(path, _plain(record))
     return path
 
   def close(self) -> None:
     """Removes the staged files unless published, and releases the lock."""
     if self._lock_fd is None:
       return
-    if not self._published and hasattr(self, "staging"):
+    # A publish interrupted just after its swap has published all the same.
+    if not self._published and hasattr(self, "staging") and self._published_name() != self.run_id:
       shutil.rmtree(self.staging, ignore_errors=True)
     os.ftruncate(self._lock_fd, 0)
     os.close(self._lock_fd)

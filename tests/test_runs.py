@@ -175,3 +175,72 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
   live.write_text("")
   _io.remove_stale_temporaries(tmp_path)
   assert not stale.exists() and live.exists()
+
+
+def test_runs_in_one_second_keep_every_failure_record(tmp_path):
+  out = tmp_path / "out"
+  records = []
+  for i in range(3):  # one process, the same second: the same time stamp and PID
+    with RunDirectory(out) as run:
+      records.append(run.record_failure({"attempt": i}))
+  assert len(set(records)) == 3
+  assert [json.loads(p.read_text()) for p in records] == [{"attempt": i} for i in range(3)]
+
+
+def test_failure_records_take_what_a_failure_holds(tmp_path):
+  import numpy as np
+
+  with RunDirectory(tmp_path / "out") as run:
+    path = run.record_failure({"loss": [np.float32(0.5), float("nan"), -np.inf], "epoch": np.int64(3),
+                               "params": np.array([1.0, np.inf])})
+  assert json.loads(path.read_text()) == {"loss": [0.5, "nan", "-inf"], "epoch": 3, "params": [1.0, "inf"]}
+
+
+@pytest.mark.parametrize("interrupt", [OSError(5, "Input/output error"), KeyboardInterrupt()])
+def test_a_failure_after_the_swap_never_leaves_the_link_dangling(tmp_path, monkeypatch, interrupt):
+  from jaxphys import runs
+
+  out = tmp_path / "out"
+  with RunDirectory(out) as run:
+    (run.staging / "results.json").write_text("good")
+    run.publish()
+
+  real = runs.fsync_dir
+
+  def fail(folder):  # flushing the output folder's entries, i.e. after the swap
+    if folder == out:
+      raise interrupt
+    real(folder)
+
+  with pytest.raises((OutputError, KeyboardInterrupt)):
+    with RunDirectory(out) as run:
+      (run.staging / "results.json").write_text("new")
+      monkeypatch.setattr(runs, "fsync_dir", fail)  # the link is swapped, then this fails
+      run.publish()
+  monkeypatch.undo()
+  assert (published_results(out) / "results.json").read_text() == "new"
+  with RunDirectory(out):  # and the next run keeps it
+    pass
+  assert (published_results(out) / "results.json").read_text() == "new"
+
+
+def test_a_file_system_without_symbolic_links_is_refused_before_any_work(tmp_path, monkeypatch):
+  def no_links(*args, **kwargs):
+    raise OSError(1, "Operation not permitted")
+
+  monkeypatch.setattr(os, "symlink", no_links)
+  with pytest.raises(OutputError, match=r"out: this file system cannot hold symbolic links") as err:
+    RunDirectory(tmp_path / "out")
+  assert "\n" not in str(err.value)
+  monkeypatch.undo()
+  with RunDirectory(tmp_path / "out"):  # the lock was released
+    pass
+
+
+def test_publishing_names_a_staged_file_it_cannot_flush_and_skips_special_files(tmp_path):
+  with RunDirectory(tmp_path / "out") as run:
+    (run.staging / "results.json").write_text("1")
+    os.mkfifo(run.staging / "pipe")  # opening it to flush would wait forever
+    os.symlink(run.staging / "gone", run.staging / "dangling")
+    published = run.publish()
+  assert (published / "results.json").read_text() == "1"
