@@ -227,6 +227,9 @@ class RunDirectory:
       raise ValueError(f"{self.out}: the run is closed; publish before leaving the `with` block")
     if self._published:
       raise ValueError(f"{self.staging}: this run is already published")
+    if not self.staging.is_dir():  # a link to nothing would replace the good set
+      raise OutputError(f"{self.staging}: the staging folder is missing; nothing to publish",
+                        path=self.staging)
     previous = self._published_name()
     tmp = self.out / f".{_LATEST}.{os.getpid()}"
     _fsync_tree(self.staging)

@@ -244,3 +244,15 @@ def test_publishing_names_a_staged_file_it_cannot_flush_and_skips_special_files(
     os.symlink(run.staging / "gone", run.staging / "dangling")
     published = run.publish()
   assert (published / "results.json").read_text() == "1"
+
+
+def test_publishing_a_removed_staging_folder_keeps_the_previous_set(tmp_path):
+  out = tmp_path / "out"
+  with RunDirectory(out) as run:
+    (run.staging / "results.json").write_text("good")
+    run.publish()
+  with RunDirectory(out) as run:
+    shutil.rmtree(run.staging)
+    with pytest.raises(OutputError, match=r"runs/.*: the staging folder is missing"):
+      run.publish()
+  assert (published_results(out) / "results.json").read_text() == "good"
