@@ -237,11 +237,19 @@ def test_a_file_system_without_symbolic_links_is_refused_before_any_work(tmp_pat
     pass
 
 
-def test_publishing_names_a_staged_file_it_cannot_flush_and_skips_special_files(tmp_path):
+def test_publishing_names_a_staged_file_it_cannot_flush_and_skips_special_files(tmp_path, monkeypatch):
   with RunDirectory(tmp_path / "out") as run:
     (run.staging / "results.json").write_text("1")
     os.mkfifo(run.staging / "pipe")  # opening it to flush would wait forever
     os.symlink(run.staging / "gone", run.staging / "dangling")
+
+    def failing(fd):
+      raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OutputError, match=r"results.json: cannot write \(Input/output error\)"):
+      run.publish()
+    monkeypatch.undo()
     published = run.publish()
   assert (published / "results.json").read_text() == "1"
 
