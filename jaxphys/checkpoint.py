@@ -85,7 +85,12 @@ def config_differences(stored: Optional[dict], given: Optional[dict]) -> dict:
   """
   stored, given = _as_json(stored or {}, "config"), _as_json(given or {}, "config")
   return {k: (stored.get(k), given.get(k)) for k in sorted(set(stored) | set(given), key=str)
-          if stored.get(k) != given.get(k)}
+          if not _same(stored.get(k), given.get(k))}
+
+
+def _same(a: Any, b: Any) -> bool:
+  """Equal settings: ``==`` (so ``1 == 1.0``), or the same JSON text (so NaN equals NaN)."""
+  return a == b or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _encode(record: dict, state: Any, key_data: np.ndarray) -> bytes:

@@ -380,3 +380,12 @@ def test_a_best_metric_without_values_is_not_an_index_error(tmp_path):
   ckpt = Checkpointer(tmp_path, best_metric="eval_loss")
   ckpt.save(1, _state(), jax.random.key(1), {"eval_loss": [], "train_loss": [0.5]})
   assert ckpt.all_epochs() == [1]
+
+
+def test_a_nan_setting_equals_itself_on_resume(tmp_path):
+  from jaxphys.checkpoint import config_differences
+
+  assert config_differences({"clip": float("nan"), "w": [1.0, float("nan")]},
+                            {"clip": float("nan"), "w": [1.0, float("nan")]}) == {}
+  assert config_differences({"lr": 1}, {"lr": 1.0}) == {}
+  assert list(config_differences({"w": [float("nan")]}, {"w": [0.0]})) == ["w"]
