@@ -88,6 +88,14 @@ def _fsync_tree(folder: Path) -> None:
       raise output_error(root, e) from None
 
 
+def _fsync_entry(folder: Path) -> None:
+  """Flushes ``folder``'s own name in its parent (a new folder's entry) to the disk."""
+  try:
+    fsync_dir(folder.parent)
+  except OSError as e:
+    raise output_error(folder.parent, e) from None
+
+
 def _check_links(out: Path) -> None:
   """OutputError unless ``out`` can hold the symbolic link that publishing swaps (some
   file systems, e.g. FAT, cannot): found before the run does any work."""
@@ -233,6 +241,7 @@ class RunDirectory:
     previous = self._published_name()
     tmp = self.out / f".{_LATEST}.{os.getpid()}"
     _fsync_tree(self.staging)
+    _fsync_entry(self.staging)
     try:
       tmp.unlink(missing_ok=True)
       os.symlink(os.path.join("runs", self.run_id), tmp)

@@ -264,3 +264,17 @@ def test_publishing_a_removed_staging_folder_keeps_the_previous_set(tmp_path):
     with pytest.raises(OutputError, match=r"runs/.*: the staging folder is missing"):
       run.publish()
   assert (published_results(out) / "results.json").read_text() == "good"
+
+
+def test_the_run_folder_entry_is_flushed_before_the_link_names_it(tmp_path, monkeypatch):
+  from jaxphys import runs
+
+  events = []
+  real_fsync_dir, real_replace = runs.fsync_dir, os.replace
+  monkeypatch.setattr(runs, "fsync_dir", lambda folder: (events.append(("fsync", str(folder))),
+                                                         real_fsync_dir(folder)))
+  monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b)))
+  with RunDirectory(tmp_path / "out") as run:
+    run.publish()
+  swap = events.index(("replace", str(tmp_path / "out" / "latest")))
+  assert ("fsync", str(tmp_path / "out" / "runs")) in events[:swap]  # a power cut cannot leave a dangling link
