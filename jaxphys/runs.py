@@ -98,7 +98,12 @@ def _fsync_entry(folder: Path) -> None:
 
 def _check_links(out: Path) -> None:
   """OutputError unless ``out`` can hold the symbolic link that publishing swaps (some
-  file systems, e.g. FAT, cannot): found before the run does any work."""
+  file systems, e.g. FAT, cannot; a folder named ``latest`` is in the way): found before
+  the run does any work."""
+  latest = out / _LATEST
+  if latest.exists() and not latest.is_symlink():
+    raise OutputError(f"{latest}: exists and is not the link to the published results; move it "
+                      "away or choose another output folder", path=latest)
   probe = out / f".{_LATEST}.{os.getpid()}"
   try:
     probe.unlink(missing_ok=True)
@@ -188,9 +193,9 @@ class RunDirectory:
     self._lock_fd: Optional[int] = _lock(self.out)
     self._published = False
     try:
+      _check_links(self.out)
       self.run_id = self._new_id()
       self._remove_orphans()
-      _check_links(self.out)
       self.staging = self.out / "runs" / self.run_id
       self.checkpoints = self.out / "checkpoints"
       for folder in (self.staging, self.checkpoints):

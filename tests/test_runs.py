@@ -278,3 +278,9 @@ def test_the_run_folder_entry_is_flushed_before_the_link_names_it(tmp_path, monk
     run.publish()
   swap = events.index(("replace", str(tmp_path / "out" / "latest")))
   assert ("fsync", str(tmp_path / "out" / "runs")) in events[:swap]  # a power cut cannot leave a dangling link
+
+
+def test_a_latest_that_is_not_a_link_is_refused_before_any_work(tmp_path):
+  (tmp_path / "out" / "latest").mkdir(parents=True)  # publishing could never replace it
+  with pytest.raises(OutputError, match=r"out/latest: exists and is not the link to the published results"):
+    RunDirectory(tmp_path / "out")
