@@ -12,7 +12,8 @@ a full disk). The layout of an output folder ``out``::
       checkpoints/        training checkpoints, kept across runs (for resuming)
       failures/<id>.json  the record of each run that failed, beside the published set
 
-``<id>`` is the run's start time (UTC) and process id, e.g. ``20261204-213000-4242``.
+``<id>`` is the run's start time (UTC) and process id, e.g. ``20261204-213000-4242``
+(then ``-2``, ``-3``, ... if a run or failure record of that name exists).
 The lock is the operating system's: it goes with the process that held it, so a killed
 run's lock is taken over by the next run. A run folder that is neither published nor
 running (a killed run's) is removed when the next run opens ``out``; the previous
