@@ -116,7 +116,8 @@ class Checkpointer:
   ``resume=True`` it restores the latest checkpoint at the start of training (a fresh
   run without ``resume`` replaces the folder's checkpoints when it saves its first).
   Kept after each save: the last ``keep`` and, with ``best_metric``, the best by it
-  (read from the checkpoints themselves, so this holds across resumes).
+  (read from the checkpoints themselves, so this holds across resumes; one that does not
+  verify is never the best).
 
   The states this library trains fit in memory on one host, so one file per checkpoint
   suffices. Orbax's ``CheckpointManager`` was used before; a write it failed (a full disk)
