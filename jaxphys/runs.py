@@ -59,8 +59,12 @@ def _lock(out: Path) -> int:
     raise RunLocked(f"{out}: another run is using this output folder (process "
                     f"{pid if pid is not None else 'unknown'}); wait for it to finish or "
                     "choose another folder", directory=out, pid=pid) from None
-  os.ftruncate(fd, 0)
-  os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+  try:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+  except OSError as e:  # a full disk
+    os.close(fd)
+    raise output_error(path, e) from None
   return fd
 
 

@@ -284,3 +284,15 @@ def test_a_latest_that_is_not_a_link_is_refused_before_any_work(tmp_path):
   (tmp_path / "out" / "latest").mkdir(parents=True)  # publishing could never replace it
   with pytest.raises(OutputError, match=r"out/latest: exists and is not the link to the published results"):
     RunDirectory(tmp_path / "out")
+
+
+def test_a_full_disk_when_taking_the_lock_is_one_line_and_releases_it(tmp_path, monkeypatch):
+  def full(*args):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "pwrite", full)  # writing our PID into the lock file
+  with pytest.raises(OutputError, match=r"out/.lock: cannot write \(No space left on device\)"):
+    RunDirectory(tmp_path / "out")
+  monkeypatch.undo()
+  with RunDirectory(tmp_path / "out"):  # not held by a leaked descriptor
+    pass
