@@ -115,6 +115,8 @@ def _check_links(out: Path) -> None:
     os.symlink("runs", probe)
     probe.unlink()
   except OSError as e:
+    if e.errno not in (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP):
+      raise output_error(probe, e) from None
     raise OutputError(f"{out}: this file system cannot hold symbolic links, which publishing a run "
                       f"needs ({e.strerror}); choose an output folder on another one", path=out) from None
 

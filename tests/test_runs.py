@@ -296,3 +296,12 @@ def test_a_full_disk_when_taking_the_lock_is_one_line_and_releases_it(tmp_path, 
   monkeypatch.undo()
   with RunDirectory(tmp_path / "out"):  # not held by a leaked descriptor
     pass
+
+
+def test_a_full_disk_when_probing_for_links_is_not_blamed_on_the_file_system(tmp_path, monkeypatch):
+  def full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "symlink", full)
+  with pytest.raises(OutputError, match=r"out/.latest.\d+: cannot write \(No space left on device\)"):
+    RunDirectory(tmp_path / "out")
