@@ -122,14 +122,14 @@ def _check_links(out: Path) -> None:
 
 
 def _plain(obj: Any) -> Any:
-  """``obj`` as JSON can hold it: NumPy scalars and arrays as Python numbers and lists,
+  """``obj`` as JSON can hold it: NumPy and JAX scalars and arrays as Python numbers and lists,
   NaN and infinities as the strings ``"nan"``, ``"inf"``, ``"-inf"``."""
+  if hasattr(obj, "__array__") and not isinstance(obj, (str, bytes)):  # NumPy, JAX
+    obj = np.asarray(obj).tolist()
   if isinstance(obj, dict):
     return {k: _plain(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple, np.ndarray)):
+  if isinstance(obj, (list, tuple)):
     return [_plain(v) for v in obj]
-  if isinstance(obj, np.generic):
-    obj = obj.item()
   if isinstance(obj, float) and not math.isfinite(obj):
     return str(obj)
   return obj

@@ -191,9 +191,13 @@ def test_failure_records_take_what_a_failure_holds(tmp_path):
   import numpy as np
 
   with RunDirectory(tmp_path / "out") as run:
+    import jax.numpy as jnp
+
     path = run.record_failure({"loss": [np.float32(0.5), float("nan"), -np.inf], "epoch": np.int64(3),
-                               "params": np.array([1.0, np.inf])})
-  assert json.loads(path.read_text()) == {"loss": [0.5, "nan", "-inf"], "epoch": 3, "params": [1.0, "inf"]}
+                               "params": np.array([1.0, np.inf]), "scalar": np.array(2.0),
+                               "device": jnp.array([np.nan, 1.0])})
+  assert json.loads(path.read_text()) == {"loss": [0.5, "nan", "-inf"], "epoch": 3, "params": [1.0, "inf"],
+                                          "scalar": 2.0, "device": ["nan", 1.0]}
 
 
 @pytest.mark.parametrize("interrupt", [OSError(5, "Input/output error"), KeyboardInterrupt()])
