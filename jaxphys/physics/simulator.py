@@ -18,9 +18,9 @@ the paper's figures.
    a lookup). Pair rapidity: a Gaussian of width ``rapidity_width`` truncated to
    ``|y| < ln(sqrt_s / m)``.
 2. Production angle in the pair frame: isotropic for the signal (a spin-0 parent); for
-   W pairs the pure t-channel term of ``q q-bar -> W+ W-`` (Eichten, Hinchliffe, Lane &
-   Quigg 1984, ``E(s, t, u) = (ut/m_W^4 - 1)(1/4 + m_W^4/t^2) + s/m_W^2``), forward and
-   backward peaked, from a table of its inverse CDF in ``(beta, u)``.
+   W pairs the quark-exchange (t- and u-channel) term ``(ut - m_W^4)(1/t^2 + 1/u^2)`` of
+   ``q q-bar -> W+ W-`` (:func:`t_channel_density`), forward and backward peaked, from a
+   table of its inverse CDF in ``(beta, u)``.
 3. Initial-state radiation: ``Poisson(nu)`` jets above ``jet_pt_min``, ``nu`` per process
    fixed by the fraction of events without a jet (``no_jet_fraction``, read from the
    paper's Fig. 5; gluons radiate more than quarks, ``C_A / C_F = 9/4``). Each jet is an
@@ -61,7 +61,7 @@ from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics.features import susy_features
 from jaxphys.physics.kinematics import boost, to_pt_eta_phi
 
-__all__ = ["SusyParams", "simulate_susy", "generate_events", "uci_rescale"]
+__all__ = ["SusyParams", "simulate_susy", "generate_events", "uci_rescale", "t_channel_density"]
 
 _ANGLES = ("t-channel", "1+cos2", "isotropic")
 
@@ -159,32 +159,32 @@ def _sample_mass(key, p, signal, threshold):
   return jnp.maximum(_lookup(u, 0.0, 1.0, inverse), threshold * (1 + 1e-6))
 
 
-def t_channel_density(beta, c):
-  """The pure t-channel term of ``q q-bar -> W+ W-`` as a density in ``c = cos(theta*)``.
+def t_channel_density(beta, c) -> np.ndarray:
+  """The t-channel angular density of ``q q-bar -> W+ W-`` in ``c = cos(theta*)``.
 
-  ``E(s, t, u) = (ut/m^4 - 1)(1/4 + m^4/t^2) + s/m^2`` (Eichten, Hinchliffe, Lane &
-  Quigg 1984) with ``t, u = -(s/4)(1 + beta^2 -+ 2 beta c)`` and ``m^2 = s (1 - beta^2)/4``,
-  symmetrised in ``c`` (the quark comes from either beam); not normalised. ``beta`` is
-  the W velocity in the pair frame. Shapes broadcast.
+  ``(ut - m^4)(1/t^2 + 1/u^2)`` with ``t, u = -(s/4)(1 + beta^2 -+ 2 beta c)`` and
+  ``m^2 = s (1 - beta^2) / 4``, not normalised; ``beta`` is the W velocity in the pair
+  frame, shapes broadcast. It is the quark-exchange term ``(ut - m^4)/t^2`` of Eichten,
+  Hinchliffe, Lane & Quigg (1984, the function ``E``) without its two terms that grow
+  with ``s`` (longitudinal W's, cancelled in the Standard Model by the s-channel
+  diagrams that the toy leaves out), symmetrised because the quark comes from either
+  beam. At high energy it is ``u/t + t/u``, as for ``q q-bar -> gamma gamma``.
 
   >>> bool(t_channel_density(0.8, 0.9) > t_channel_density(0.8, 0.0))
   True
   """
   beta, c = np.asarray(beta, np.float64), np.asarray(c, np.float64)
   b2 = beta * beta
-  one = 1 - b2
-
-  def e(cc):
-    t = 1 + b2 - 2 * beta * cc   # -4 t / s
-    return b2 * (1 - cc * cc) / one ** 2 + 4 * b2 * (1 - cc * cc) / t ** 2 + 4 / one
-  return e(c) + e(-c)
+  pt2 = 4 * b2 * (1 - c * c)  # (ut - m^4) in units of s^2 / 16
+  return pt2 * (1 / (1 + b2 - 2 * beta * c) ** 2 + 1 / (1 + b2 + 2 * beta * c) ** 2)
 
 
 @functools.lru_cache(maxsize=4)
 def _angle_table(n_beta: int = 128, n_u: int = 512):
-  """Inverse CDF of :func:`t_channel_density`: ``c[i, j]`` at ``beta = i / (n_beta - 1) *
-  0.999`` and ``u = j / (n_u - 1)`` (float64, from a 64x finer trapezoid integration)."""
-  betas = np.linspace(0, 0.999, n_beta)[:, None]
+  """Inverse CDF of :func:`t_channel_density`: ``c[i, j]`` at ``beta`` on a uniform grid
+  of ``[0.001, 0.999]`` and ``u = j / (n_u - 1)`` (float64, from a 64x finer trapezoid
+  integration)."""
+  betas = np.linspace(1e-3, 0.999, n_beta)[:, None]  # (at beta = 0 the density vanishes)
   c = np.linspace(-1, 1, 64 * n_u)
   f = t_channel_density(betas, c[None])
   cdf = np.concatenate([np.zeros((n_beta, 1)), np.cumsum((f[:, 1:] + f[:, :-1]) / 2, 1)], 1)
@@ -197,7 +197,7 @@ def _t_channel_cos(u, beta):
   """``cos(theta*)`` ``beta.shape`` at uniforms ``u`` from the t-channel table (bilinear)."""
   table = jnp.asarray(_angle_table(), jnp.float32)
   nb, nu = table.shape
-  pb = jnp.clip(beta / 0.999, 0.0, 1.0) * (nb - 1)
+  pb = jnp.clip((beta - 1e-3) / (0.999 - 1e-3), 0.0, 1.0) * (nb - 1)
   pu = u * (nu - 1)
   ib = jnp.minimum(jnp.floor(pb).astype(jnp.int32), nb - 2)
   iu = jnp.minimum(jnp.floor(pu).astype(jnp.int32), nu - 2)
