@@ -434,7 +434,9 @@ def simulate_susy(key, n_events: int, params: Optional[SusyParams] = None, *,
     chunk_size: events generated, and events whose features are computed, per compiled
       call (memory and discarded events vs. call overhead).
     return_truth: also return a dict of the truth arrays of :func:`generate_events`
-      (and the measured ``jets``), in the output's event order.
+      (and the measured ``jets``), in the output's event order. (It compiles a different
+      program: the features agree with those of ``return_truth=False`` to float32
+      rounding, not bit for bit.)
 
   >>> x, y = simulate_susy(jax.random.key(0), 100, chunk_size=4096)
   >>> x.shape, y.shape, int(y.sum())
