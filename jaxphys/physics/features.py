@@ -64,24 +64,39 @@ def axial_met(lep1, lep2, met) -> jnp.ndarray:
   return met[..., 0] * sincos(phi_ll - met[..., 1])[1]
 
 
-def razor_mr(lep1, lep2):
-  """Razor mass M_R = sqrt((|p1| + |p2|)^2 - (pz1 + pz2)^2). ``(...)`` GeV."""
+def razor_mr(lep1, lep2) -> jnp.ndarray:
+  """Razor mass M_R = sqrt((|p1| + |p2|)^2 - (pz1 + pz2)^2) (Rogan 2010). ``(...)`` GeV.
+
+  >>> float(razor_mr(jnp.array([40.0, 0.0, 0.0]), jnp.array([40.0, 0.0, jnp.pi])))
+  80.0
+  """
   p1 = from_pt_eta_phi(lep1[..., 0], lep1[..., 1], lep1[..., 2])
   p2 = from_pt_eta_phi(lep2[..., 0], lep2[..., 1], lep2[..., 2])
   m2 = (p1[..., 0] + p2[..., 0]) ** 2 - (p1[..., 3] + p2[..., 3]) ** 2
   return jnp.sqrt(jnp.maximum(m2, 0.0))
 
 
-def razor_mtr(lep1, lep2, met):
-  """Razor transverse mass M_T^R = sqrt((MET (pT1 + pT2) - MET . (pT1 + pT2)) / 2). ``(...)`` GeV."""
+def razor_mtr(lep1, lep2, met) -> jnp.ndarray:
+  """Razor transverse mass M_T^R = sqrt((MET (pT1 + pT2) - MET . (pT1 + pT2)) / 2)
+  (Rogan 2010). ``(...)`` GeV.
+
+  >>> lep1, lep2 = jnp.array([40.0, 0.0, 0.0]), jnp.array([40.0, 0.0, jnp.pi])
+  >>> round(float(razor_mtr(lep1, lep2, jnp.array([10.0, 0.3]))), 3)
+  20.0
+  """
   pt_sum = _vec2(lep1[..., 0], lep1[..., 2]) + _vec2(lep2[..., 0], lep2[..., 2])
   m = _vec2(met[..., 0], met[..., 1])
   v = met[..., 0] * (lep1[..., 0] + lep2[..., 0]) - jnp.sum(m * pt_sum, -1)
   return jnp.sqrt(jnp.maximum(v, 0.0) / 2)
 
 
-def razor_r(lep1, lep2, met):
-  """Razor ratio R = M_T^R / M_R, dimensionless ``(...)``."""
+def razor_r(lep1, lep2, met) -> jnp.ndarray:
+  """Razor ratio R = M_T^R / M_R, dimensionless ``(...)``.
+
+  >>> lep1, lep2 = jnp.array([40.0, 0.0, 0.0]), jnp.array([40.0, 0.0, jnp.pi])
+  >>> round(float(razor_r(lep1, lep2, jnp.array([10.0, 0.3]))), 3)
+  0.25
+  """
   return razor_mtr(lep1, lep2, met) / razor_mr(lep1, lep2)
 
 
