@@ -328,7 +328,7 @@ def generate_events(key, n: int, signal: bool, p: SusyParams = SusyParams(), sme
 
   >>> ev = generate_events(jax.random.key(0), 16, True)
   >>> ev["inputs"].shape, ev["jets"].shape, ev["accepted"].dtype
-  ((16, 8), (16, 4, 3), dtype('bool'))
+  ((16, 8), (16, 3, 3), dtype('bool'))
   """
   keys = jax.random.split(key, 7)
   zeros = jnp.zeros((n, 2))
