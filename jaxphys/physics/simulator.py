@@ -9,12 +9,12 @@ modelling choice is a field of :class:`SusyParams`; ``docs/physics/reference.md`
 ``docs/physics/susy_toy.md`` give the sources and set the toy's distributions beside
 the paper's figures.
 
-1. Pair mass ``m = sqrt(s-hat)`` from ``dsigma/dm ~ beta^k (1 - m/sqrt_s)^lumi_power / m^3``
-   (a toy parton luminosity ``(1 - sqrt(tau))^lumi_power / tau`` times ``sigma-hat``):
-   ``k = 1`` for W pairs (an S-wave threshold, ``sigma-hat ~ beta / s-hat``), ``k = 3`` for
-   charginos from a scalar (a P-wave threshold) and ``sigma-hat ~ beta^3 / s-hat``
-   (``signal_mass="continuum"``), or a relativistic Breit-Wigner scalar resonance times
-   ``beta^3`` (``signal_mass="resonance"``). Inverse-CDF tables on uniform grids (a draw is
+1. Pair mass ``m = sqrt(s-hat)`` from ``dsigma/dm = (2m/s) L(tau) sigma-hat(s-hat)`` with a
+   toy parton luminosity ``L = (1 - sqrt(tau))^lumi_power / tau^lumi_slope``:
+   ``sigma-hat ~ beta / s-hat`` for W pairs (an S-wave threshold), ``sigma-hat ~ beta^3``
+   for charginos from an off-shell scalar (a P-wave threshold, ``signal_mass="continuum"``),
+   or ``beta^3`` times a relativistic Breit-Wigner scalar resonance
+   (``signal_mass="resonance"``). Inverse-CDF tables on uniform grids (a draw is
    a lookup). Pair rapidity: a Gaussian of width ``rapidity_width`` truncated to
    ``|y| < ln(sqrt_s / m)``.
 2. Production angle in the pair frame: isotropic for the signal (a spin-0 parent); for
