@@ -134,7 +134,8 @@ def test_mt2_bounds_symmetries_and_closed_forms():
 # --- Super-razor -------------------------------------------------------------------------
 
 def _super_razor_reference(lep1, lep2, met):
-  """SUSY_PHYSICS.md items 15-18 step by step, float64 NumPy, explicit boosts."""
+  """The super-razor chain of docs/physics/reference.md step by step, float64 NumPy,
+  explicit boosts; signed dPhi_r_b and cos_theta_r1."""
   def four(l):
     pt, eta, phi = l
     return np.array([pt * np.cosh(eta), pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)])
@@ -154,11 +155,11 @@ def _super_razor_reference(lep1, lep2, met):
   beta_r = np.append(pt_cm / np.sqrt(pt_cm @ pt_cm + s_r), 0.0)
   r1, r2 = boost_np(p1, beta_r), boost_np(p2, beta_r)
   pll_r = r1[1:3] + r2[1:3]
-  dphi = abs((np.arctan2(pll_r[1], pll_r[0]) - np.arctan2(beta_r[1], beta_r[0]) + np.pi) % (2 * np.pi) - np.pi)
+  dphi = (np.arctan2(pll_r[1], pll_r[0]) - np.arctan2(beta_r[1], beta_r[0]) + np.pi) % (2 * np.pi) - np.pi
   b1 = (r1[1:] - r2[1:]) / (r1[0] + r2[0])
   l1, l2 = boost_np(r1, b1), boost_np(r2, -b1)
   assert np.isclose(l1[0], l2[0], rtol=1e-9)  # equal energies in the two parent frames
-  cos = abs(l1[1:] @ b1) / (np.linalg.norm(l1[1:]) * np.linalg.norm(b1))
+  cos = (l1[1:] @ b1) / (np.linalg.norm(l1[1:]) * np.linalg.norm(b1))
   return np.array([np.sqrt(s_r), 2 * l1[0], dphi, cos])
 
 
@@ -166,8 +167,11 @@ def test_super_razor_matches_the_step_by_step_definition():
   lep1, lep2, met = _events(300, 5)
   got = np.stack(super_razor(lep1.astype(np.float32), lep2.astype(np.float32), met.astype(np.float32)), -1)
   want = np.array([_super_razor_reference(*e) for e in zip(lep1, lep2, met)])
+  # dPhi_r_b is an angle: compare on the circle (-pi and pi are the same direction).
+  got[:, 2] = want[:, 2] + (got[:, 2] - want[:, 2] + np.pi) % (2 * np.pi) - np.pi
   np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
-  assert np.all((got[:, 2] >= 0) & (got[:, 2] <= np.pi) & (got[:, 3] >= 0) & (got[:, 3] <= 1))
+  assert np.all((np.abs(got[:, 2]) <= np.pi + 1e-6) & (np.abs(got[:, 3]) <= 1))
+  assert np.mean(want[:, 2] < 0) > 0.2 and np.mean(want[:, 3] < 0) > 0.1  # both signs occur
 
 
 def test_susy_features_layout():
@@ -210,3 +214,30 @@ def test_polynomial_trigonometry_matches_numpy():
   y, z = np.concatenate([y, edges[:, 0]]), np.concatenate([z, edges[:, 1]])
   np.testing.assert_allclose(jax.jit(arctan2)(y, z), np.arctan2(y.astype(np.float64), z.astype(np.float64)),
                              rtol=0, atol=3e-7)
+
+
+def test_met_rel_uses_leptons_and_jets():
+  lep1, lep2, met = _events(500, 7)
+  rng = np.random.default_rng(7)
+  jets = np.stack([rng.uniform(20, 100, (500, 3)), rng.uniform(-3, 3, (500, 3)),
+                   rng.uniform(-np.pi, np.pi, (500, 3))], -1)
+  jets[::2, 1:, 0] = 0.0  # empty slots
+  # Reference: the smallest |dphi| to any lepton or non-empty jet, in float64.
+  phis = np.concatenate([lep1[:, 2:], lep2[:, 2:], np.where(jets[..., 0] > 0, jets[..., 2], np.nan)], 1)
+  d = np.abs((met[:, 1:] - phis + np.pi) % (2 * np.pi) - np.pi)
+  dmin = np.nanmin(d, 1)
+  want = np.where(dmin < np.pi / 2, met[:, 0] * np.sin(dmin), met[:, 0])
+  np.testing.assert_allclose(met_rel(lep1, lep2, met, jets), want, rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(susy_features(lep1, lep2, met, jets)[:, 8], want, rtol=1e-5, atol=1e-4)
+  # Without jets, the leptons only; jets can only lower MET_rel.
+  no_jets = met_rel(lep1, lep2, met)
+  assert np.all(np.asarray(met_rel(lep1, lep2, met, jets)) <= np.asarray(no_jets) + 1e-4)
+  np.testing.assert_allclose(met_rel(lep1, lep2, met, jets * np.array([0.0, 1, 1])), no_jets, rtol=1e-6)
+
+
+def test_axial_met_is_the_met_component_along_the_dileptons():
+  lep1, lep2, met = _events(500, 8)
+  v = lambda a: a[:, :1] * np.stack([np.cos(a[:, -1]), np.sin(a[:, -1])], -1)
+  pll = v(lep1) + v(lep2)
+  want = np.sum(v(met) * pll, -1) / np.linalg.norm(pll, axis=-1)
+  np.testing.assert_allclose(axial_met(lep1, lep2, met), want, rtol=1e-5, atol=1e-4)

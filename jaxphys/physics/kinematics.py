@@ -16,13 +16,22 @@ __all__ = ["from_pt_eta_phi", "to_pt_eta_phi", "boost", "invariant_mass", "wrap_
 
 
 def from_pt_eta_phi(pt, eta, phi) -> jnp.ndarray:
-  """Massless four-vectors ``(..., 4)`` from ``pT`` (GeV), ``eta`` and ``phi`` (rad), each ``(...)``."""
+  """Massless four-vectors ``(..., 4)`` from ``pT`` (GeV), ``eta`` and ``phi`` (rad), each ``(...)``.
+
+  >>> from_pt_eta_phi(jnp.array(10.0), jnp.array(0.0), jnp.array(0.0)).tolist()
+  [10.0, 10.0, 0.0, 0.0]
+  """
   sin, cos = sincos(phi)
   return jnp.stack([pt * jnp.cosh(eta), pt * cos, pt * sin, pt * jnp.sinh(eta)], -1)
 
 
-def to_pt_eta_phi(p):
-  """``(pT, eta, phi)``, each ``(...)``, of four-vectors ``(..., 4)``."""
+def to_pt_eta_phi(p) -> tuple:
+  """``(pT, eta, phi)``, each ``(...)``, of four-vectors ``(..., 4)``.
+
+  >>> pt, eta, phi = to_pt_eta_phi(jnp.array([5.0, 3.0, 4.0, 0.0]))
+  >>> float(pt), float(eta)
+  (5.0, 0.0)
+  """
   pt = jnp.hypot(p[..., 1], p[..., 2])
   return pt, jnp.arcsinh(p[..., 3] / pt), arctan2(p[..., 2], p[..., 1])
 
@@ -33,6 +42,10 @@ def boost(p, beta) -> jnp.ndarray:
   :math:`E' = \gamma(E - \beta\cdot\vec p)`,
   :math:`\vec p\,' = \vec p + [(\gamma - 1)(\hat\beta\cdot\vec p) - \gamma\beta E]\hat\beta`.
   ``beta = 0`` is the identity. Requires ``|beta| < 1``.
+
+  >>> rest = boost(jnp.array([5.0, 3.0, 0.0, 0.0]), jnp.array([0.6, 0.0, 0.0]))
+  >>> [round(float(v), 4) for v in rest]
+  [4.0, 0.0, 0.0, 0.0]
   """
   b2 = jnp.sum(beta * beta, -1, keepdims=True)
   gamma = 1.0 / jnp.sqrt(1.0 - b2)
@@ -44,21 +57,37 @@ def boost(p, beta) -> jnp.ndarray:
 
 
 def invariant_mass(p) -> jnp.ndarray:
-  """``sqrt(max(E^2 - |p|^2, 0))`` of four-vectors ``(..., 4)`` -> ``(...)``."""
+  """``sqrt(max(E^2 - |p|^2, 0))`` of four-vectors ``(..., 4)`` -> ``(...)``.
+
+  >>> float(invariant_mass(jnp.array([5.0, 3.0, 0.0, 0.0])))
+  4.0
+  """
   m2 = p[..., 0] ** 2 - jnp.sum(p[..., 1:] ** 2, -1)
   return jnp.sqrt(jnp.maximum(m2, 0.0))
 
 
-def wrap_angle(x):
-  """Angle wrapped to ``[-pi, pi)``."""
+def wrap_angle(x) -> jnp.ndarray:
+  """Angle wrapped to ``[-pi, pi)``, of ``x``'s shape.
+
+  >>> round(float(wrap_angle(jnp.array(3 * jnp.pi / 2))), 4)
+  -1.5708
+  """
   return (x + jnp.pi) % (2 * jnp.pi) - jnp.pi
 
 
-def delta_phi(phi1, phi2):
-  """Azimuthal difference ``phi1 - phi2`` wrapped to ``[-pi, pi)``."""
+def delta_phi(phi1, phi2) -> jnp.ndarray:
+  """Azimuthal difference ``phi1 - phi2`` wrapped to ``[-pi, pi)``.
+
+  >>> round(float(delta_phi(jnp.array(3.0), jnp.array(-3.0))), 4)
+  -0.2832
+  """
   return wrap_angle(phi1 - phi2)
 
 
 def transverse(p) -> jnp.ndarray:
-  """``(px, py)`` ``(..., 2)`` of four-vectors ``(..., 4)``."""
+  """``(px, py)`` ``(..., 2)`` of four-vectors ``(..., 4)``.
+
+  >>> transverse(jnp.array([5.0, 3.0, 4.0, 0.0])).tolist()
+  [3.0, 4.0]
+  """
   return p[..., 1:3]

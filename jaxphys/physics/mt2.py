@@ -36,8 +36,12 @@ import jax.numpy as jnp
 __all__ = ["mt2", "transverse_mass"]
 
 
-def transverse_mass(a, q):
-  """``m_T`` of two massless transverse vectors ``(..., 2)`` (GeV) -> ``(...)`` GeV."""
+def transverse_mass(a, q) -> jnp.ndarray:
+  """``m_T`` of two massless transverse vectors ``(..., 2)`` (GeV) -> ``(...)`` GeV.
+
+  >>> float(transverse_mass(jnp.array([30.0, 0.0]), jnp.array([-30.0, 0.0])))
+  60.0
+  """
   m2 = 2 * (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(q, axis=-1) - jnp.sum(a * q, -1))
   return jnp.sqrt(jnp.maximum(m2, 0.0))
 
@@ -46,7 +50,7 @@ def _dot(u, v):
   return u[..., 0] * v[..., 0] + u[..., 1] * v[..., 1]
 
 
-def mt2(p1, p2, met, iterations: int = 24):
+def mt2(p1, p2, met, iterations: int = 24) -> jnp.ndarray:
   """MT2 with zero test mass, for massless visible particles.
 
   Args:
@@ -57,6 +61,12 @@ def mt2(p1, p2, met, iterations: int = 24):
 
   Returns:
     MT2 ``(...)`` in GeV. Broadcasts over the leading axes; jit- and vmap-able.
+
+  Without upstream momentum (``met = -(p1 + p2)``), ``MT2^2 = 2 (|p1||p2| + p1.p2)``:
+
+  >>> p1, p2 = jnp.array([30.0, 0.0]), jnp.array([0.0, 40.0])
+  >>> round(float(mt2(p1, p2, -(p1 + p2))), 3)
+  48.99
   """
   dtype = jnp.promote_types(jnp.result_type(p1, p2, met), jnp.float32)
   p1, p2, met = (jnp.asarray(v, dtype) for v in (p1, p2, met))
