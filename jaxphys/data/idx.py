@@ -47,6 +47,14 @@ def read_idx(path) -> np.ndarray:
 
   Returns:
     array of shape ``dims`` and the file's dtype (uint8 for MNIST).
+
+  >>> import tempfile
+  >>> import numpy as np
+  >>> from jaxphys.data import read_idx, write_idx
+  >>> path = tempfile.mkdtemp() + "/labels-idx1-ubyte.gz"
+  >>> write_idx(path, np.array([7, 2, 1], np.uint8))
+  >>> read_idx(path)
+  array([7, 2, 1], dtype=uint8)
   """
   path = Path(path)
   data = _read_bytes(path)
@@ -76,6 +84,14 @@ def write_idx(path, array) -> None:
   """Writes ``array`` as IDX, gzip-compressed (mtime 0) if ``path`` ends in ``.gz``.
 
   The file appears atomically: a crash never leaves a partial file under ``path``.
+
+  >>> import tempfile
+  >>> import numpy as np
+  >>> from jaxphys.data import read_idx, write_idx
+  >>> path = tempfile.mkdtemp() + "/images-idx3-ubyte"
+  >>> write_idx(path, np.zeros((2, 3, 3), np.uint8))
+  >>> read_idx(path).shape
+  (2, 3, 3)
   """
   path = Path(path)
   array = np.asarray(array)
