@@ -155,7 +155,8 @@ def image_grid(images, titles: Optional[Sequence[str]] = None, ncols: int = 10,
 
 
 def augmentation_grid(images, augmented, labels, *, class_names: Optional[Sequence[str]] = None,
-                      max_classes: int = 10, title: str = "") -> Figure:
+                      max_classes: int = 10, row_names: Optional[Sequence[str]] = None,
+                      title: str = "") -> Figure:
   """Originals and augmented copies side by side, one column per class.
 
   Takes the first image of each of the first ``max_classes`` classes present in
@@ -168,6 +169,8 @@ def augmentation_grid(images, augmented, labels, *, class_names: Optional[Sequen
     labels: ``(n,)`` integer classes of ``images``.
     class_names: column titles, indexed by class (default: the class numbers).
     max_classes: at most this many columns.
+    row_names: labels of the augmented rows (default "augmented 1", "augmented 2", ...),
+      e.g. the transform that made each draw.
     title: figure title.
 
   >>> import numpy as np
@@ -188,8 +191,11 @@ def augmentation_grid(images, augmented, labels, *, class_names: Optional[Sequen
                      f"{images.shape} (k draws: augmented (k, n, H, W[, 1]))")
   classes = np.unique(labels)[:max_classes]
   first = [int(np.flatnonzero(labels == c)[0]) for c in classes]
-  rows = [("original", images)] + [(f"augmented {j + 1}" if len(draws) > 1 else "augmented", d)
-                                   for j, d in enumerate(draws)]
+  if row_names is None:
+    row_names = [f"augmented {j + 1}" for j in range(len(draws))] if len(draws) > 1 else ["augmented"]
+  if len(row_names) != len(draws):
+    raise ValueError(f"row_names has {len(row_names)} entries for {len(draws)} augmented draws")
+  rows = [("original", images)] + list(zip(row_names, draws))
   fig = _figure(figsize=(1.0 * len(classes) + 0.9, 1.05 * len(rows) + 0.4))
   axes = fig.subplots(len(rows), len(classes), squeeze=False)
   for r, (row_name, source) in enumerate(rows):
@@ -219,7 +225,8 @@ def _curves(ax: Axes, history: Mapping, name: str) -> bool:
     for k in range(runs):
       label = ("train" if split == "train" else "test") + (f", run {k}" if runs > 1 else "")
       color = f"C{k}" if runs > 1 else ("C0" if split == "train" else "C1")
-      ax.plot(epochs, values[:, k], style, marker="o", ms=3, label=label, color=color)
+      ax.plot(epochs, values[:, k], style, marker="o" if len(epochs) <= 40 else None, ms=3,
+              label=label, color=color)
     drawn = True
   if drawn:
     ax.set_xlabel("epoch")
@@ -257,7 +264,8 @@ def learning_curves(history: Mapping, title: str = "") -> Figure:
   _log_y(axes[0])
   if has_lr:
     lr = np.asarray(history["learning_rate"], np.float64)
-    axes[-1].plot(np.arange(1, len(lr) + 1), lr.reshape(len(lr), -1), marker="o", ms=3)
+    axes[-1].plot(np.arange(1, len(lr) + 1), lr.reshape(len(lr), -1),
+                  marker="o" if len(lr) <= 40 else None, ms=3)
     axes[-1].set(xlabel="epoch", ylabel="learning rate")
     _integer_ticks(axes[-1])
     axes[-1].grid(alpha=0.3)
