@@ -208,6 +208,9 @@ def test_docstrings_become_markdown_for_the_docs_site():
   text = ("Uses :func:`~jaxphys.fit` and :math:`\\sigma(x)`.\n\n  >>> 1 + 1\n  2\n\nAfter.")
   assert to_markdown(text) == ("Uses `jaxphys.fit` and $\\sigma(x)$.\n\n  ```pycon\n  >>> 1 + 1\n"
                                "  2\n  ```\n\nAfter.")
+  usage = "Runs it:\n\n    jaxphys quickstart [--seed S] [--out DIR]\n\nArgs:\n  x: one."
+  assert to_markdown(usage) == ("Runs it:\n\n```text\njaxphys quickstart [--seed S] [--out DIR]\n"
+                                "```\n\nArgs:\n  x: one.")
 
 
 def test_every_public_module_gets_an_api_page_and_the_package_files_exist():
