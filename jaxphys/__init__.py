@@ -5,7 +5,7 @@ Submodules, one concept each: :mod:`~jaxphys.losses`, :mod:`~jaxphys.regularizer
 :mod:`~jaxphys.train`. The most used names are re-exported here.
 """
 
-from jaxphys import (activations, callbacks, checkpoint, layers, losses, metrics, models,
+from jaxphys import (activations, callbacks, checkpoint, losses, metrics, models,
                      regularizers, train)
 from jaxphys.losses import binary_cross_entropy, one_hot, softmax_cross_entropy
 from jaxphys.metrics import (accuracy, confusion_matrix, discovery_significance, f1, fpr,

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxphys import activations
-from jaxphys.layers import Dropout, pool2d
+from jaxphys._layers import Dropout, pool2d
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN", "ResNet", "ResidualBlock"]
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxphys.layers import Dropout, keep_mask, pool2d
+from jaxphys._layers import Dropout, keep_mask, pool2d
 
 
 @pytest.mark.parametrize("kind,flax_pool", [("max", nn.max_pool), ("avg", nn.avg_pool)])
