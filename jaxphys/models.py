@@ -207,6 +207,7 @@ class ResNet(nn.Module):
   Attributes:
     stage_features: channels of each stage.
     blocks: residual blocks per stage.
+    dropout: dropout rate on the pooled features before the dense layer (0: none).
     num_classes: output logits (1 gives ``(batch,)`` binary logits).
 
   ``(batch, height, width, channels) -> (batch, num_classes)`` logits.
@@ -219,6 +220,7 @@ class ResNet(nn.Module):
 
   stage_features: Sequence[int] = (32, 64, 128)
   blocks: int = 1
+  dropout: float = 0.0
   num_classes: int = 10
 
   @nn.compact
@@ -231,4 +233,6 @@ class ResNet(nn.Module):
       for j in range(self.blocks):
         x = ResidualBlock(features, stride=2 if j == 0 else 1)(x, train)
     x = jnp.mean(x, axis=(1, 2))
+    if self.dropout > 0:
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return _logits(nn.Dense(self.num_classes)(x))
