@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxphys import activations
-from jaxphys.layers import Dropout, pool2d
+from jaxphys._layers import pool2d
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN", "ResNet", "ResidualBlock"]
 
@@ -38,6 +38,11 @@ class LogisticRegression(nn.Module):
   r"""One logit :math:`z = w \cdot x + b`; :math:`p(y=1|x) = \sigma(z)`.
 
   ``(batch, ...) -> (batch,)`` logits.
+
+  >>> import jax, jax.numpy as jnp
+  >>> m = LogisticRegression()
+  >>> m.apply(m.init(jax.random.key(0), jnp.ones((1, 3))), jnp.ones((4, 3))).shape
+  (4,)
   """
 
   @nn.compact
@@ -50,6 +55,11 @@ class SoftmaxRegression(nn.Module):
   r"""Multinomial logistic regression :math:`z = W x + b`, :math:`p = \mathrm{softmax}(z)`.
 
   ``(batch, ...) -> (batch, num_classes)`` logits.
+
+  >>> import jax, jax.numpy as jnp
+  >>> m = SoftmaxRegression(3)
+  >>> m.apply(m.init(jax.random.key(0), jnp.ones((1, 4))), jnp.ones((2, 4))).shape
+  (2, 3)
   """
 
   num_classes: int = 10
@@ -72,6 +82,11 @@ class MLP(nn.Module):
 
   ``(batch, ...) -> (batch, features[-1])`` logits, or ``(batch,)`` if
   ``features[-1] == 1``.
+
+  >>> import jax, jax.numpy as jnp
+  >>> m = MLP((8, 1), activation="tanh")
+  >>> m.apply(m.init(jax.random.key(0), jnp.ones((1, 18))), jnp.ones((5, 18))).shape
+  (5,)
   """
 
   features: Sequence[int] = (512, 512, 10)
@@ -85,7 +100,7 @@ class MLP(nn.Module):
     for width in self.features[:-1]:
       x = act(nn.Dense(width)(x))
       if self.dropout > 0:
-        x = Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return _logits(nn.Dense(self.features[-1])(x))
 
 
@@ -110,6 +125,11 @@ class CNN(nn.Module):
     activation: name or callable, after every convolution and hidden dense layer.
 
   ``(batch, height, width, channels) -> (batch, num_classes)`` logits.
+
+  >>> import jax, jax.numpy as jnp
+  >>> m = CNN(conv_features=(4,), dense_features=(8,), num_classes=3)
+  >>> m.apply(m.init(jax.random.key(0), jnp.ones((1, 8, 8, 1))), jnp.ones((2, 8, 8, 1))).shape
+  (2, 3)
   """
 
   conv_features: Sequence[int] = (32, 64)
@@ -139,12 +159,12 @@ class CNN(nn.Module):
       if (i + 1) % self.pool_every == 0 or i == n - 1:
         x = pool2d(x, self.pool_size, self.pool)
         if self.conv_dropout > 0:
-          x = Dropout(self.conv_dropout, deterministic=not train)(x)
+          x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
     x = _flatten(x)
     for width in self.dense_features:
       x = act(nn.Dense(width)(x))
       if self.dense_dropout > 0:
-        x = Dropout(self.dense_dropout, deterministic=not train)(x)
+        x = nn.Dropout(self.dense_dropout, deterministic=not train)(x)
     return _logits(nn.Dense(self.num_classes)(x))
 
 
@@ -153,6 +173,11 @@ class ResidualBlock(nn.Module):
 
   ``(batch, h, w, c) -> (batch, h / stride, w / stride, features)``; the skip is a 1x1
   convolution with BatchNorm when the shape changes.
+
+  >>> import jax, jax.numpy as jnp
+  >>> b = ResidualBlock(8, stride=2)
+  >>> b.apply(b.init(jax.random.key(0), jnp.ones((1, 6, 6, 4))), jnp.ones((2, 6, 6, 4))).shape
+  (2, 3, 3, 8)
   """
 
   features: int
@@ -172,15 +197,17 @@ class ResidualBlock(nn.Module):
 class ResNet(nn.Module):
   """A small residual CNN with BatchNorm for 28x28 images (MNIST).
 
-  A 3x3 convolution with BatchNorm, then one stage of ``blocks`` residual blocks per
-  entry of ``stage_features`` (every stage after the first halves the resolution),
-  global average pooling and a dense layer. Its ``batch_stats`` live in
+  A 3x3 convolution with BatchNorm at full resolution, then one stage of ``blocks``
+  residual blocks per entry of ``stage_features``, each stage halving the resolution
+  in its first block (28 -> 14 -> 7 -> 4 pixels), global average pooling and a dense
+  layer. Its ``batch_stats`` live in
   ``TrainState.model_state``; train it with ``train=True`` (batch statistics) and
   evaluate with ``train=False`` (running averages), as :func:`jaxphys.fit` does.
 
   Attributes:
     stage_features: channels of each stage.
     blocks: residual blocks per stage.
+    dropout: dropout rate on the pooled features before the dense layer (0: none).
     num_classes: output logits (1 gives ``(batch,)`` binary logits).
 
   ``(batch, height, width, channels) -> (batch, num_classes)`` logits.
@@ -191,8 +218,9 @@ class ResNet(nn.Module):
   (['batch_stats', 'params'], (2, 10))
   """
 
-  stage_features: Sequence[int] = (16, 32, 64)
+  stage_features: Sequence[int] = (32, 64, 128)
   blocks: int = 1
+  dropout: float = 0.0
   num_classes: int = 10
 
   @nn.compact
@@ -201,8 +229,10 @@ class ResNet(nn.Module):
       raise ValueError(f"ResNet expects (batch, height, width, channels) input, got shape {x.shape}")
     x = nn.Conv(self.stage_features[0], (3, 3), padding="SAME", use_bias=False)(x)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
-    for i, features in enumerate(self.stage_features):
+    for features in self.stage_features:
       for j in range(self.blocks):
-        x = ResidualBlock(features, stride=2 if i > 0 and j == 0 else 1)(x, train)
+        x = ResidualBlock(features, stride=2 if j == 0 else 1)(x, train)
     x = jnp.mean(x, axis=(1, 2))
+    if self.dropout > 0:
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return _logits(nn.Dense(self.num_classes)(x))

@@ -144,7 +144,9 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
   Returns:
     ``step(state, batch, key)`` with ``batch = {"x": (B, ...), "y": (B, ...),
     "weight": (B,) optional}``; metrics hold ``loss`` (data term), ``objective``
-    (with the penalty) and those of ``metrics_fn``, each a scalar.
+    (with the penalty) and those of ``metrics_fn``, each a scalar. Called directly it
+    compiles with XLA's default options; :func:`make_train_epoch` compiles a whole
+    epoch of it with the options :func:`fit` uses on this backend.
 
   >>> import jax, optax, jaxphys as jp
   >>> model, tx = jp.LogisticRegression(), optax.sgd(0.1)
