@@ -33,9 +33,11 @@ MODULES = {
     "jaxphys.callbacks": ["Callback", "Loop", "EarlyStopping", "CSVLogger", "TensorBoard", "ProgressBar",
                           "Checkpointer"],
     "jaxphys.models": ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN", "ResNet", "ResidualBlock"],
-    "jaxphys.checkpoint": ["Checkpointer", "save_params", "load_params", "save_model", "load_model",
-                           "Predictor"],
-    "jaxphys.errors": ["JaxphysError", "DataError", "TrainingDiverged"],
+    "jaxphys.checkpoint": ["Checkpointer", "config_differences", "save_params", "load_params",
+                           "save_model", "load_model", "Predictor"],
+    "jaxphys.errors": ["JaxphysError", "DataError", "ConfigMismatch", "OutputError", "RunLocked",
+                       "TrainingDiverged"],
+    "jaxphys.runs": ["RunDirectory", "published_results"],
     "jaxphys.losses": ["binary_cross_entropy", "softmax_cross_entropy", "one_hot"],
     "jaxphys.regularizers": ["weights_mask", "l1", "l2", "elastic_net"],
     "jaxphys.metrics": ["predict_classes", "accuracy", "confusion_matrix", "tpr", "fpr", "precision",
@@ -75,7 +77,8 @@ def test_fit_has_no_backend_knobs():
   assert set(inspect.signature(jaxphys.evaluate).parameters) >= {"sample_weight", "mesh", "batch_size"}
 
 
-@pytest.mark.parametrize("name", ["jaxphys.train", "jaxphys.callbacks", "jaxphys.models", "jaxphys.checkpoint"])
+@pytest.mark.parametrize("name", ["jaxphys.train", "jaxphys.callbacks", "jaxphys.models", "jaxphys.checkpoint",
+                                  "jaxphys.runs", "jaxphys.metrics", "jaxphys.losses"])
 def test_public_functions_have_return_annotations(name):
   module = importlib.import_module(name)
   for attr in module.__all__:
