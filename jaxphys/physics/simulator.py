@@ -330,6 +330,8 @@ def generate_events(key, n: int, signal: bool, p: SusyParams = SusyParams(), sme
   >>> ev["inputs"].shape, ev["jets"].shape, ev["accepted"].dtype
   ((16, 8), (16, 3, 3), dtype('bool'))
   """
+  # The optimization barriers here and in the helpers keep XLA from fusing the random
+  # draws and their transforms into each consumer, i.e. recomputing them (BENCHMARKS.md).
   keys = jax.random.split(key, 7)
   zeros = jnp.zeros((n, 2))
   # Gaussian numbers: soft recoil (2), lepton pT (2), MET soft term (2), jet pT (max_jets).
@@ -343,7 +345,7 @@ def generate_events(key, n: int, signal: bool, p: SusyParams = SusyParams(), sme
   mt = jnp.sqrt(m * m + jnp.sum(pt_vec ** 2, -1))
   pair = jnp.stack([mt * jnp.cosh(y), pt_vec[:, 0], pt_vec[:, 1], mt * jnp.sinh(y)], -1)
   angle = "isotropic" if signal else p.background_angle
-  pair = jax.lax.optimization_barrier(pair)  # (barriers: XLA would recompute producers in each consumer)
+  pair = jax.lax.optimization_barrier(pair)
   a, b = _two_body(keys[3], pair, m, m_parent[:, 0], m_parent[:, 1], angle)
   parents = jnp.stack([a, b], 1)
   if signal:
