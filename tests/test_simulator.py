@@ -8,7 +8,8 @@ import pytest
 
 from jaxphys.data import SUSY_COLUMNS, load_susy, write_susy
 from jaxphys.physics import SusyParams, simulate_susy, susy_features, uci_rescale
-from jaxphys.physics.simulator import (_breit_wigner, _direction, _permutation, generate_events,
+from jaxphys.physics.simulator import (_breit_wigner, _direction, _signal_positions,
+                                       generate_events,
                                        t_channel_density)
 
 COL = {name: i for i, name in enumerate(SUSY_COLUMNS)}
@@ -52,14 +53,17 @@ def test_features_are_those_of_the_measured_leptons_and_met(smeared_events):
   np.testing.assert_allclose(x, susy_features(x[:, 0:3], x[:, 3:6], x[:, 6:8], jets), rtol=1e-3, atol=1e-3)
 
 
-def test_shuffle_is_a_uniform_permutation():
-  order = _permutation(jax.random.key(0), 100_000)
-  np.testing.assert_array_equal(np.sort(order), np.arange(100_000))
-  np.testing.assert_array_equal(_permutation(jax.random.key(0), 100_000), order)
-  # Position of element 0 over many small permutations: uniform over 10 places.
-  first = np.array([np.argmin(_permutation(jax.random.key(i), 10)) for i in range(2000)])
-  counts = np.bincount(first, minlength=10)
-  assert np.all(np.abs(counts - 200) < 5 * np.sqrt(200 * 0.9))
+def test_shuffle_is_a_uniform_choice_of_signal_positions():
+  # Events of a class are exchangeable, so a uniform shuffle of the sample is a uniform
+  # choice of the signal positions (each class's events then fill theirs in order).
+  mask = _signal_positions(jax.random.key(0), 100_000, 45_800)
+  assert mask.dtype == bool and mask.sum() == 45_800
+  np.testing.assert_array_equal(_signal_positions(jax.random.key(0), 100_000, 45_800), mask)
+  # All 10 subsets of 2 of 5 positions, equally likely.
+  subsets = np.array([np.flatnonzero(_signal_positions(jax.random.key(i), 5, 2)) @ [5, 1]
+                      for i in range(2000)])
+  counts = np.unique(subsets, return_counts=True)[1]
+  assert len(counts) == 10 and np.all(np.abs(counts - 200) < 5 * np.sqrt(200 * 0.9))
 
 
 def test_every_event_passes_the_papers_selection(smeared_events):

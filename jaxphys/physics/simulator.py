@@ -220,7 +220,7 @@ def _two_uniforms(key, shape):
   """Two independent uniforms in ``(0, 1)``, each ``shape``, from one 32-bit draw: the
   high and low 16 bits (resolution 2^-16, ample for angles; it halves the draws, which
   dominate the simulator's time)."""
-  bits = jax.random.bits(key, shape, jnp.uint32)
+  bits = jax.lax.optimization_barrier(jax.random.bits(key, shape, jnp.uint32))
   scale = 1.0 / 65536
   return (((bits >> 16).astype(jnp.float32) + 0.5) * scale,
           ((bits & 0xFFFF).astype(jnp.float32) + 0.5) * scale)
@@ -232,7 +232,7 @@ def _normals(key, n, k):
   u, v = _two_uniforms(key, (n, k))
   r = jnp.sqrt(-2 * jnp.log(u))
   sin, cos = sincos(2 * jnp.pi * v)
-  return jnp.concatenate([r * cos, r * sin], -1)
+  return jax.lax.optimization_barrier(jnp.concatenate([r * cos, r * sin], -1))
 
 
 def _direction(key, shape, production="isotropic", beta=None):
@@ -271,7 +271,7 @@ def _isr_jets(key, m, y, n_jets_mean, p):
   """Initial-state radiation off the hard scale ``m`` ``(n,)`` at pair rapidity ``y``:
   true jets ``(n, max_jets, 3)`` as ``(pT, eta, phi)`` (pT 0 in empty slots)."""
   n, j = m.shape[0], p.max_jets
-  u = jnp.concatenate(_two_uniforms(key, (n, (3 * j + 2) // 2)), -1)
+  u = jax.lax.optimization_barrier(jnp.concatenate(_two_uniforms(key, (n, (3 * j + 2) // 2)), -1))
   u_pt, u_eta, u_phi, u_n = u[:, :j], u[:, j:2 * j], u[:, 2 * j:3 * j], u[:, 3 * j:3 * j + 1]
   # Poisson count by inverse CDF (thresholds are constants), capped at max_jets.
   pmf = [math.exp(-n_jets_mean) * n_jets_mean ** k / math.factorial(k) for k in range(j)]
@@ -330,19 +330,22 @@ def generate_events(key, n: int, signal: bool, p: SusyParams = SusyParams(), sme
   >>> ev["inputs"].shape, ev["jets"].shape, ev["accepted"].dtype
   ((16, 8), (16, 3, 3), dtype('bool'))
   """
+  # The optimization barriers here and in the helpers keep XLA from fusing the random
+  # draws and their transforms into each consumer, i.e. recomputing them (BENCHMARKS.md).
   keys = jax.random.split(key, 7)
   zeros = jnp.zeros((n, 2))
   # Gaussian numbers: soft recoil (2), lepton pT (2), MET soft term (2), jet pT (max_jets).
   gauss = _normals(keys[2], n, (6 + p.max_jets + 1) // 2)
   m, y, m_parent, w_mass = _pair(keys[0], jax.random.uniform(keys[6], (n,)), p, signal, n)
   no_jet = p.no_jet_fraction_signal if signal else p.no_jet_fraction_background
-  jets = _isr_jets(keys[1], m, y, -math.log(no_jet), p)
+  jets = jax.lax.optimization_barrier(_isr_jets(keys[1], m, y, -math.log(no_jet), p))
   soft = p.soft_recoil * gauss[:, 0:2]
   recoil = jnp.sum(_xy(jets[..., 0], jets[..., 2]), 1) + soft
   pt_vec = -recoil
   mt = jnp.sqrt(m * m + jnp.sum(pt_vec ** 2, -1))
   pair = jnp.stack([mt * jnp.cosh(y), pt_vec[:, 0], pt_vec[:, 1], mt * jnp.sinh(y)], -1)
   angle = "isotropic" if signal else p.background_angle
+  pair = jax.lax.optimization_barrier(pair)
   a, b = _two_body(keys[3], pair, m, m_parent[:, 0], m_parent[:, 1], angle)
   parents = jnp.stack([a, b], 1)
   if signal:
@@ -401,14 +404,25 @@ def uci_rescale(x: np.ndarray) -> np.ndarray:
   return out.astype(np.float32)
 
 
+@functools.partial(jax.jit, static_argnames=("n", "signal", "smear", "p", "truth"))
+def _chunk(key, n, signal, p, smear, truth):
+  """:func:`generate_events` with ``inputs`` and ``jets`` packed into ``rows`` ``(n, 8 + 3J)``
+  (one host transfer and one selection mask instead of two)."""
+  ev = generate_events(key, n, signal, p, smear, truth)
+  ev["rows"] = jnp.concatenate([ev.pop("inputs"), ev.pop("jets").reshape(n, -1)], -1)
+  return ev
+
+
 def _collect(key, n, signal, p, smear, chunk, truth):
-  """``n`` accepted events of one class: fixed-size compiled chunks, filtered on the host."""
+  """``n`` accepted events of one class: fixed-size compiled chunks, filtered on the host;
+  a dict with ``rows`` ``(n, 8 + 3J)`` (inputs, then the flattened jets) and, with
+  ``truth``, the truth arrays of :func:`generate_events`."""
   parts, have, i = [], 0, 0
   while have < n:
-    batch = jax.device_get(generate_events(jax.random.fold_in(key, i), chunk, signal, p, smear, truth))
+    batch = jax.device_get(_chunk(jax.random.fold_in(key, i), chunk, signal, p, smear, truth))
     keep = batch.pop("accepted")
     parts.append({k: v[keep] for k, v in batch.items()})
-    have += int(keep.sum())
+    have += len(parts[-1]["rows"])
     i += 1
     if have == 0:
       raise ValueError(f"the selection accepted none of {chunk} generated events; "
@@ -452,46 +466,68 @@ def simulate_susy(key, n_events: int, params: Optional[SusyParams] = None, *,
   k_sig, k_bkg, k_perm = jax.random.split(key, 3)
   n_sig = int(round(signal_fraction * n_events))
   classes = [(k_sig, n_sig, True), (k_bkg, n_events - n_sig, False)]
-  # Two threads: XLA runs the classes, then the feature chunks, side by side (1.6x faster
-  # on 2 cores than one thread). Chunks keep their order, so the result does not depend on
-  # the scheduling.
+  # Two threads: XLA runs the classes side by side (1.6x faster on 2 cores than one
+  # thread). Chunks keep their order, so the result does not depend on the scheduling.
+  # Each class's features are computed before the shuffle, so that one (n, 18) array is
+  # shuffled instead of the inputs and the jets.
+  def work(c):
+    ev = _collect(c[0], c[1], c[2], p, smear, chunk_size, return_truth)
+    rows = ev.pop("rows")
+    if return_truth:
+      ev["jets"] = rows[:, 8:].reshape(len(rows), p.max_jets, 3)
+    return ev, _features(rows, p.max_jets, chunk_size)
+
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    events = list(pool.map(lambda c: _collect(c[0], c[1], c[2], p, smear, chunk_size, return_truth),
-                           [c for c in classes if c[1]]))
-    order = _permutation(k_perm, n_events)
-    labels = np.concatenate([np.full(n, int(s), np.int32) for _, n, s in classes if n])[order]
-    truth = {k: np.concatenate([e[k] for e in events])[order] for k in events[0]}
-    x = _features(truth.pop("inputs"), truth["jets"], chunk_size, pool)
+    results = list(pool.map(work, [c for c in classes if c[1]]))
+  # Events of a class are exchangeable, so a uniformly random order of the labels, with
+  # each class's events placed in their generated order, is a uniform shuffle of the
+  # sample (a boolean mask moves rows in order, cheaper than a random gather).
+  is_signal = _signal_positions(k_perm, n_events, n_sig)
+  by_class = lambda arrays: _interleave(is_signal, *arrays) if n_sig and n_events - n_sig else arrays[0]
+  x = by_class([r[1] for r in results])
+  labels = is_signal.astype(np.int32)
+  if return_truth:
+    truth = {k: by_class([r[0][k] for r in results]) for k in results[0][0]}
   x = uci_rescale(x) if rescale else x
   if return_truth:
     return x, labels, truth
   return x, labels
 
 
-def _permutation(key, n):
-  """A uniformly random permutation of ``range(n)``: the order of 64 random bits per element
-  (faster than ``jax.random.permutation`` on CPU, see BENCHMARKS.md; ties, with
-  probability below n^2 / 2^65, keep the index order)."""
-  bits = np.asarray(jax.random.bits(key, (n, 2), jnp.uint32))
-  return np.argsort(bits.view(np.uint64)[:, 0], kind="stable")
+def _signal_positions(key, n, n_sig):
+  """A uniformly random choice of ``n_sig`` of ``n`` positions, as a bool mask ``(n,)``: the
+  ``n_sig`` smallest of 64 random bits per position (a partition, not a sort; ties, with
+  probability below n^2 / 2^65, are broken by the partition's deterministic order)."""
+  mask = np.zeros(n, bool)
+  if n_sig:
+    bits = np.asarray(jax.random.bits(key, (n, 2), jnp.uint32)).view(np.uint64)[:, 0]
+    mask[np.argpartition(bits, n_sig - 1)[:n_sig]] = True
+  return mask
 
 
-@jax.jit
-def _susy_features(inputs, jets):
-  return susy_features(inputs[:, 0:3], inputs[:, 3:6], inputs[:, 6:8], jets)
+def _interleave(is_signal, signal, background):
+  """Rows of ``signal`` at the True positions of ``is_signal``, of ``background`` at the
+  others, each in order."""
+  out = np.empty((len(is_signal),) + signal.shape[1:], signal.dtype)
+  out[is_signal], out[~is_signal] = signal, background
+  return out
 
 
-def _features(inputs, jets, chunk, pool):
-  """The 18 features ``(n, 18)`` float32 of ``inputs`` ``(n, 8)`` and ``jets`` ``(n, J, 3)``,
-  in compiled chunks of ``chunk`` rows (the last padded with copies of its first row) on
-  the threads of ``pool``."""
-  out = np.empty((len(inputs), 18), np.float32)
+@functools.partial(jax.jit, static_argnames="n_jets")
+def _susy_features(rows, n_jets):
+  jets = rows[:, 8:].reshape(len(rows), n_jets, 3)
+  return susy_features(rows[:, 0:3], rows[:, 3:6], rows[:, 6:8], jets)
 
-  def work(start):
-    stop = start + chunk
-    pad = lambda a: np.concatenate([a[start:stop], np.repeat(a[start:start + 1], chunk - len(a[start:stop]), 0)])
-    n = len(inputs[start:stop])
-    out[start:start + n] = np.asarray(_susy_features(pad(inputs), pad(jets)))[:n]
 
-  list(pool.map(work, range(0, len(inputs), chunk)))
+def _features(rows, n_jets, chunk):
+  """The 18 features ``(n, 18)`` float32 of ``rows`` ``(n, 8 + 3 n_jets)`` (inputs, then
+  the flattened jets), in compiled chunks of ``chunk`` rows (the last padded with copies
+  of its first row)."""
+  out = np.empty((len(rows), 18), np.float32)
+  for start in range(0, len(rows), chunk):
+    part = rows[start:start + chunk]
+    n = len(part)
+    if n < chunk:
+      part = np.concatenate([part, np.repeat(part[:1], chunk - n, 0)])
+    out[start:start + n] = np.asarray(_susy_features(part, n_jets))[:n]
   return out
