@@ -29,6 +29,8 @@ MET lies in the cone :math:`\{s p_1 + t p_2: s, t \ge 0\}`. Without upstream mom
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
@@ -50,15 +52,16 @@ def _dot(u, v):
   return u[..., 0] * v[..., 0] + u[..., 1] * v[..., 1]
 
 
-def mt2(p1, p2, met, iterations: int = 16) -> jnp.ndarray:
+def mt2(p1, p2, met, iterations: Optional[int] = None) -> jnp.ndarray:
   """MT2 with zero test mass, for massless visible particles.
 
   Args:
     p1, p2: visible transverse momenta ``(..., 2)`` as ``(px, py)``, GeV.
     met: missing transverse momentum ``(..., 2)`` as ``(px, py)``, GeV.
     iterations: bisection steps on the direction, each halving the arc that holds the
-      maximum; the objective is flat there, so the value's error falls 4x per step
-      (16 agree with 60 in float32 on simulated and random events, see BENCHMARKS.md).
+      maximum; the objective is flat there, so the value's error falls 4x per step.
+      Default: enough for the inputs' precision, 16 in float32 (they agree with 60 on
+      simulated and random events, see BENCHMARKS.md) and 26 in float64.
 
   Returns:
     MT2 ``(...)`` in GeV. Broadcasts over the leading axes; jit- and vmap-able.
@@ -71,6 +74,8 @@ def mt2(p1, p2, met, iterations: int = 16) -> jnp.ndarray:
   """
   dtype = jnp.promote_types(jnp.result_type(p1, p2, met), jnp.float32)
   p1, p2, met = (jnp.asarray(v, dtype) for v in (p1, p2, met))
+  if iterations is None:
+    iterations = 16 if jnp.finfo(dtype).bits <= 32 else 26
   # A frame with x along -p1, and directions n(t) = (1 - t^2, 2t) at angle 2 atan(t). The
   # arcs n.p1 < 0, n.p2 < 0, n.met > 0 are the half-circles about 0, d2 and d3; their
   # intersection [lo, hi] lies within [-pi/2, pi/2], i.e. t in [-1, 1]. Everything is in
