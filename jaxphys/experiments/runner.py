@@ -1,0 +1,110 @@
+"""A run's life around the training: its output folder (one run at a time, outputs published
+as a set), its log, its callbacks, and the record of a failure."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from jaxphys import callbacks as cb
+from jaxphys.errors import TrainingDiverged
+from jaxphys.experiments.console import Console, EpochLines
+from jaxphys.experiments.environment import environment
+from jaxphys.runs import RunDirectory
+
+__all__ = ["open_run", "training_callbacks", "data_identity", "write_json", "run_identity"]
+
+LOG = "log.txt"
+
+
+def write_json(path: Path, obj) -> Path:
+  """Writes ``obj`` as indented JSON; NaN or infinity is an error, never written."""
+  text = json.dumps(obj, indent=2, allow_nan=False, default=_plain)
+  Path(path).write_text(text + "\n", encoding="utf-8")
+  return Path(path)
+
+
+def _plain(obj):
+  if isinstance(obj, np.ndarray):
+    return obj.tolist()
+  if isinstance(obj, (np.integer, np.floating, np.bool_)):
+    return obj.item()
+  raise TypeError(f"not JSON-able: {type(obj).__name__}")
+
+
+@contextlib.contextmanager
+def open_run(out: Path, config, quiet: bool) -> Iterator[tuple]:
+  """``(run, say)``: the locked :class:`~jaxphys.runs.RunDirectory` of ``out`` and a
+  :class:`Console` logging into its staging folder. The staged files are published as a
+  set when the body returns; an exception leaves the previous set untouched and records
+  the failure beside it."""
+  with RunDirectory(out) as run:
+    say = Console(quiet=quiet, log=run.staging / LOG)
+    try:
+      yield run, say
+    except Exception as e:
+      say(f"failed: {e}", to_console=False)
+      say.close()
+      run.record_failure(failure_record(e, config, log=(run.staging / LOG)))
+      raise
+    say.close()
+    run.publish()
+
+
+def failure_record(error: Exception, config, log: Optional[Path] = None) -> dict:
+  """What a failed run leaves: the error, where it happened, the config, the log's last
+  lines and the environment."""
+  record = {"failure": str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+            "error_type": type(error).__name__, "config": dataclasses.asdict(config),
+            "environment": environment()}
+  if isinstance(error, TrainingDiverged):
+    record.update(epoch=error.epoch, step=error.step,
+                  history={k: np.asarray(v).tolist() for k, v in error.history.items()})
+  if log is not None and log.is_file():
+    record["log_tail"] = log.read_text(encoding="utf-8").splitlines()[-50:]
+  return record
+
+
+def data_identity(*arrays) -> str:
+  """SHA-256 of the arrays' shapes, dtypes and bytes: what the run trained and tested on.
+
+  >>> data_identity(np.zeros(3)) == data_identity(np.zeros(3)) != data_identity(np.ones(3))
+  True
+  """
+  h = hashlib.sha256()
+  for a in arrays:
+    a = np.ascontiguousarray(a)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(memoryview(a).cast("B"))
+  return h.hexdigest()
+
+
+def run_identity(config, data: str) -> dict:
+  """The checkpoint's record of a run: every setting and the data's identity."""
+  return {**dataclasses.asdict(config), "data": data}
+
+
+def training_callbacks(config, *, say: Console, staging: Path, checkpoints: Path, identity: dict,
+                       allowed_changes, monitor: str, mode: str, prefix: str = "") -> list:
+  """The callbacks of one training: validation-based selection (and early stopping with
+  ``config.patience``), checkpoints (``config.checkpoint_every``, ``config.resume``),
+  ``metrics.csv``, TensorBoard events, per-epoch log lines and, unless quiet, a progress
+  display. ``staging`` is the folder for this training's files."""
+  staging.mkdir(parents=True, exist_ok=True)
+  callbacks = [cb.EarlyStopping(monitor=monitor, mode=mode, patience=config.patience or config.epochs + 1,
+                                restore_best=True),
+               cb.CSVLogger(staging / "metrics.csv"), cb.TensorBoard(staging / "tensorboard"),
+               EpochLines(say, prefix)]
+  if config.checkpoint_every or config.resume:
+    callbacks.insert(0, cb.Checkpointer(
+        checkpoints, every=config.checkpoint_every or config.epochs, keep=2, best_metric=monitor,
+        best_mode=mode, resume=config.resume, config=identity, allowed_changes=tuple(allowed_changes)))
+  if not config.quiet:
+    callbacks.append(cb.ProgressBar())
+  return callbacks
