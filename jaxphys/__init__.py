@@ -2,8 +2,20 @@
 
 Submodules, one concept each: :mod:`~jaxphys.losses`, :mod:`~jaxphys.regularizers`,
 :mod:`~jaxphys.activations`, :mod:`~jaxphys.models`, :mod:`~jaxphys.metrics`,
-:mod:`~jaxphys.train`. The most used names are re-exported here.
+:mod:`~jaxphys.train`, :mod:`~jaxphys.augment`, :mod:`~jaxphys.data`,
+:mod:`~jaxphys.physics` and :mod:`~jaxphys.plots`. The most used names are re-exported
+here; the last four submodules are imported on first use (``jaxphys.plots`` needs
+matplotlib, ``pip install jaxphys[plots]``).
+
+>>> import jax.numpy as jnp
+>>> import jaxphys as jp
+>>> jp.accuracy(jnp.array([0, 1, 1]), jnp.array([0.2, 0.9, 0.4]))
+Array(0.6666667, dtype=float32)
+>>> jp.physics.__name__, jp.augment.__name__
+('jaxphys.physics', 'jaxphys.augment')
 """
+
+import importlib as _importlib
 
 from jaxphys import (activations, checkpoint, layers, losses, metrics, models, regularizers,
                      train)
@@ -18,3 +30,17 @@ from jaxphys.train import (TrainState, compiler_options, create_train_state, cre
                            predict)
 
 __version__ = "0.1.0"
+
+# Submodules imported on first attribute access: they need optional dependencies
+# (matplotlib) or take time to import (numba), which `import jaxphys` should not pay.
+_LAZY_SUBMODULES = ("augment", "data", "physics", "plots")
+
+
+def __getattr__(name: str):
+  if name in _LAZY_SUBMODULES:
+    return _importlib.import_module(f"jaxphys.{name}")  # also binds it as an attribute
+  raise AttributeError(f"module 'jaxphys' has no attribute {name!r}")
+
+
+def __dir__() -> list:
+  return sorted(set(globals()) | set(_LAZY_SUBMODULES))

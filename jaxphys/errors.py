@@ -1,7 +1,7 @@
 """The exceptions jaxphys raises for bad input. Each message is one line that names
 the file or argument and what is wrong with it."""
 
-__all__ = ["JaxphysError", "DataError", "TrainingDiverged"]
+__all__ = ["JaxphysError", "DataError", "ConfigMismatch", "OutputError", "RunLocked", "TrainingDiverged"]
 
 
 class JaxphysError(Exception):
@@ -10,6 +10,35 @@ class JaxphysError(Exception):
 
 class DataError(JaxphysError, ValueError):
   """A data file or data set is missing, malformed or inconsistent."""
+
+
+class ConfigMismatch(DataError):
+  """A resumed run's settings differ from those stored with its checkpoint.
+
+  ``differences``: setting name -> ``(stored, given)`` for every differing setting.
+  """
+
+  def __init__(self, message: str, differences=None):
+    self.differences = dict(differences or {})
+    super().__init__(message)
+
+
+class OutputError(JaxphysError, OSError):
+  """A file or folder could not be written (disk full, no permission, read-only file
+  system, ...); the message names it. ``path``: the file or folder."""
+
+  def __init__(self, message: str, path=None):
+    self.path = path
+    super().__init__(message)
+
+
+class RunLocked(JaxphysError, RuntimeError):
+  """Another process is running into the same output folder. ``directory``: the folder;
+  ``pid``: the process holding its lock (None if unknown)."""
+
+  def __init__(self, message: str, directory=None, pid=None):
+    self.directory, self.pid = directory, pid
+    super().__init__(message)
 
 
 class TrainingDiverged(JaxphysError, FloatingPointError):
