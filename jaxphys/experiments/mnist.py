@@ -64,6 +64,9 @@ class Config(base.TrainingConfig):
                                           high_open=True)
   max_train: Optional[int] = base.setting(None, "use this many training images only (a random "
                                           "subset)", low=1, high=base.MAX_COUNT)
+  resnet_features: tuple[int, ...] = base.setting((16, 32, 64), "channels of the ResNet's "
+                                                  "stages", low=1, high=4096)
+  resnet_blocks: int = base.setting(1, "residual blocks per ResNet stage", low=1, high=64)
   monitor: str = base.setting("eval_loss", "validation metric that selects the epoch kept",
                               choices=("eval_loss", "eval_accuracy"))
 
@@ -90,7 +93,8 @@ def build_model(config: Config, num_classes: int):
   if config.model == "mlp":
     return jp.MLP((512, 512, num_classes), activation="relu", dropout=config.dropout)
   if config.model == "resnet":
-    return jp.models.ResNet(num_classes=num_classes)
+    return jp.models.ResNet(stage_features=config.resnet_features, blocks=config.resnet_blocks,
+                            num_classes=num_classes)
   return jp.CNN(num_classes=num_classes)
 
 

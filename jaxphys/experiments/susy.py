@@ -40,8 +40,7 @@ FEATURES = ("low", "high", "all")
 class Config(base.TrainingConfig):
   """The SUSY search's settings; ``None`` network settings take each network's preset."""
 
-  simulate: int = base.setting(1_000_000, "events to simulate when no --data is given", low=10,
-                               high=base.MAX_COUNT)
+  simulate: int = base.setting(1_000_000, "events to simulate when no --data is given", low=10)
   data: Optional[str] = base.setting(None, "the UCI SUSY.csv or SUSY.csv.gz")
   models: tuple[str, ...] = base.setting(MODELS, "models to train", choices=MODELS)
   features: tuple[str, ...] = base.setting(FEATURES, "feature sets", choices=FEATURES)
