@@ -83,14 +83,16 @@ def _plots(results, ds, history, pred, staging, x, y, aug, key) -> None:
   plots.save_image_grid(staging / "misclassified.png", ds.x_test[wrong],
                         [f"{ds.class_names[y_test[i]]}→{ds.class_names[pred[i]]}" for i in wrong],
                         title=f"misclassified test images (true→predicted), {name}")
-  # Two examples of every class (the training file may be sorted by class).
-  shown = np.concatenate([np.nonzero(y == c)[0][:2] for c in np.unique(y)])
+  # One image of every class (the training file may be sorted by class), three draws.
+  shown = np.concatenate([np.nonzero(y == c)[0][:1] for c in np.unique(y)])
   images = x[shown]
-  if aug is not None:
-    images = np.concatenate([images, np.asarray(jax.jit(aug)(key, jnp.asarray(images)))])
-  plots.save_image_grid(staging / "augmented.png", images, ncols=len(shown),
-                        title="training inputs" + (" (row 1: raw, row 2: augmented)" if aug else
-                                                   " (no augmentation)"))
+  if aug is None:
+    plots.save_image_grid(staging / "augmented.png", images, title="training inputs (no augmentation)")
+    return
+  draws = np.stack([np.asarray(jax.jit(aug)(k, jnp.asarray(images))) for k in jax.random.split(key, 3)])
+  plots.save_figure(plots.augmentation_grid(images, draws, y[shown], class_names=ds.class_names,
+                                            title=f"training inputs as the model saw them ({name})"),
+                    staging / "augmented.png")
 
 
 def label_of(results: dict) -> str:

@@ -33,6 +33,9 @@ from jaxphys.experiments.runner import data_identity, open_run, run_identity, tr
 from jaxphys.experiments.susy_models import NETWORKS, network_bytes, train_network, train_trees
 
 MODELS = ("logreg", "trees", "shallow", "deep", "modern")
+# Units of the simulated features, column by column (data.SUSY_COLUMNS); "": dimensionless.
+UNITS = ("GeV", "", "rad", "GeV", "", "rad", "GeV", "rad",
+         "GeV", "GeV", "GeV", "GeV", "", "GeV", "GeV", "GeV", "rad", "")
 FEATURES = ("low", "high", "all")
 
 
@@ -180,9 +183,10 @@ def _plots(config, loaded, curves, staging) -> None:
   for fs, c in curves.items():
     roc = {k: jp.roc_curve(y_test, s)[:2] for k, s in c.items()}
     plots.save_roc_curves(staging / f"roc_{fs}.png", roc, title=f"SUSY, {fs} features (seed 0 of each model)")
-  units = "" if config.data else " (GeV, rad)"
+  # Simulated events are in GeV and radians; the UCI file's columns are rescaled (no units).
+  units = None if config.data else UNITS
   plots.save_class_histograms(staging / "features.png", x_test, y_test, data.SUSY_COLUMNS,
-                              title=f"the 18 features, test split{units}")
+                              title="the 18 features, test split", units=units)
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
