@@ -42,7 +42,8 @@ def test_help_lists_every_setting_with_its_default(name, capsys):
   for f in dataclasses.fields(MODULES[name].Config):
     flag = "--" + f.name.replace("_", "-")
     assert flag in text, flag
-  assert text.count("default") >= len(dataclasses.fields(MODULES[name].Config)) - 3
+  valued = [f for f in dataclasses.fields(MODULES[name].Config) if f.type != "bool"]
+  assert text.count("default") >= len(valued)
 
 
 def test_help_shows_the_values_themselves(capsys):

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 __all__ = ["setting", "BaseConfig", "TrainingConfig", "check", "make_parser", "from_args",
-           "check_out", "check_memory", "memory_bytes", "validation_split", "MAX_SEED"]
+           "check_out", "check_memory", "UsageError", "ArgumentParser", "memory_bytes", "validation_split", "MAX_SEED"]
 
 MAX_SEED = 2 ** 63 - 1  # jax.random.key takes a signed 64-bit seed
 MAX_COUNT = 2 ** 31 - 1  # epochs, batch sizes, counts: int32 on device
@@ -87,8 +87,8 @@ def check(config) -> None:
     for v in (value if isinstance(value, tuple) else (value,)):
       if meta["choices"] is not None and v not in meta["choices"]:
         raise ValueError(f"{f.name} must be one of {', '.join(map(str, meta['choices']))}, got {v!r}")
-    if isinstance(value, (int, float)):
-      _check_number(f.name, value, meta, integer=_base_type(hints[f.name]) is int)
+      if isinstance(v, (int, float)):
+        _check_number(f.name, v, meta, integer=_base_type(hints[f.name]) is int)
 
 
 def _check_number(name: str, value, meta: dict, integer: bool) -> None:
@@ -160,11 +160,16 @@ def from_args(config_cls, args: argparse.Namespace, **defaults):
   return config
 
 
+class UsageError(ValueError):
+  """A flag that is unknown, missing or not of its type."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
-  """``argparse`` whose bad flag or value is one line, exit code 2."""
+  """``argparse`` whose bad flag or value raises :class:`UsageError` (one line, exit code 2
+  under :func:`jaxphys.experiments.cli.run`) instead of printing the usage and exiting."""
 
   def error(self, message):
-    self.exit(2, f"error: {message} (see --help)\n")
+    raise UsageError(f"{message} (see --help)")
 
 
 def check_out(out) -> Path:

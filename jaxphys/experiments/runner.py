@@ -51,7 +51,8 @@ def open_run(out: Path, config, quiet: bool) -> Iterator[tuple]:
     except Exception as e:
       say(f"failed: {e}", to_console=False)
       say.close()
-      run.record_failure(failure_record(e, config, log=(run.staging / LOG)))
+      with contextlib.suppress(Exception):  # the run's own error is the one to report
+        run.record_failure(_json_safe(failure_record(e, config, log=(run.staging / LOG))))
       raise
     say.close()
     run.publish()
@@ -69,6 +70,17 @@ def failure_record(error: Exception, config, log: Optional[Path] = None) -> dict
   if log is not None and log.is_file():
     record["log_tail"] = log.read_text(encoding="utf-8").splitlines()[-50:]
   return record
+
+
+def _json_safe(obj):
+  """``obj`` with non-finite floats written as strings ("nan", "inf")."""
+  if isinstance(obj, dict):
+    return {k: _json_safe(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_json_safe(v) for v in obj]
+  if isinstance(obj, float) and not np.isfinite(obj):
+    return str(obj)
+  return obj
 
 
 def data_identity(*arrays) -> str:
