@@ -17,16 +17,16 @@ Array(0.6666667, dtype=float32)
 
 import importlib as _importlib
 
-from jaxphys import (activations, checkpoint, layers, losses, metrics, models, regularizers,
-                     train)
+from jaxphys import (activations, callbacks, checkpoint, layers, losses, metrics, models,
+                     regularizers, train)
 from jaxphys.losses import binary_cross_entropy, one_hot, softmax_cross_entropy
 from jaxphys.metrics import (accuracy, confusion_matrix, discovery_significance, f1, fpr,
                              precision, recall, roc_auc, roc_curve, roc_points, tpr,
                              working_point)
-from jaxphys.models import CNN, MLP, LogisticRegression, SoftmaxRegression
+from jaxphys.models import CNN, MLP, LogisticRegression, ResNet, SoftmaxRegression
 from jaxphys.regularizers import elastic_net, l1, l2
-from jaxphys.train import (TrainState, compiler_options, create_train_state, create_train_states,
-                           data_parallel_mesh, evaluate, fit, make_eval_step, make_train_step,
+from jaxphys.train import (TrainState, create_train_state, create_train_states, data_parallel_mesh,
+                           evaluate, fit, make_eval_step, make_train_epoch, make_train_step,
                            predict)
 
 __version__ = "0.1.0"

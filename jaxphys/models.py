@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jaxphys import activations
 from jaxphys.layers import Dropout, pool2d
 
-__all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN"]
+__all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN", "ResNet", "ResidualBlock"]
 
 Activation = Union[str, Callable[[jax.Array], jax.Array]]
 
@@ -145,4 +145,64 @@ class CNN(nn.Module):
       x = act(nn.Dense(width)(x))
       if self.dense_dropout > 0:
         x = Dropout(self.dense_dropout, deterministic=not train)(x)
+    return _logits(nn.Dense(self.num_classes)(x))
+
+
+class ResidualBlock(nn.Module):
+  """Two 3x3 convolutions with BatchNorm and a skip connection (He et al. 2016, v1).
+
+  ``(batch, h, w, c) -> (batch, h / stride, w / stride, features)``; the skip is a 1x1
+  convolution with BatchNorm when the shape changes.
+  """
+
+  features: int
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
+    s = (self.stride, self.stride)
+    y = nn.relu(norm()(nn.Conv(self.features, (3, 3), s, padding="SAME", use_bias=False)(x)))
+    y = norm()(nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(y))
+    if x.shape[-1] != self.features or self.stride != 1:
+      x = norm()(nn.Conv(self.features, (1, 1), s, use_bias=False)(x))
+    return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+  """A small residual CNN with BatchNorm for 28x28 images (MNIST).
+
+  A 3x3 convolution with BatchNorm, then one stage of ``blocks`` residual blocks per
+  entry of ``stage_features`` (every stage after the first halves the resolution),
+  global average pooling and a dense layer. Its ``batch_stats`` live in
+  ``TrainState.model_state``; train it with ``train=True`` (batch statistics) and
+  evaluate with ``train=False`` (running averages), as :func:`jaxphys.fit` does.
+
+  Attributes:
+    stage_features: channels of each stage.
+    blocks: residual blocks per stage.
+    num_classes: output logits (1 gives ``(batch,)`` binary logits).
+
+  ``(batch, height, width, channels) -> (batch, num_classes)`` logits.
+
+  >>> import jax, jax.numpy as jnp
+  >>> v = ResNet().init(jax.random.key(0), jnp.ones((1, 28, 28, 1)))
+  >>> sorted(v), ResNet().apply(v, jnp.ones((2, 28, 28, 1))).shape
+  (['batch_stats', 'params'], (2, 10))
+  """
+
+  stage_features: Sequence[int] = (16, 32, 64)
+  blocks: int = 1
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if x.ndim != 4:
+      raise ValueError(f"ResNet expects (batch, height, width, channels) input, got shape {x.shape}")
+    x = nn.Conv(self.stage_features[0], (3, 3), padding="SAME", use_bias=False)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+    for i, features in enumerate(self.stage_features):
+      for j in range(self.blocks):
+        x = ResidualBlock(features, stride=2 if i > 0 and j == 0 else 1)(x, train)
+    x = jnp.mean(x, axis=(1, 2))
     return _logits(nn.Dense(self.num_classes)(x))

@@ -1,0 +1,93 @@
+"""How jaxphys compiles its training programs on each backend (private).
+
+One place decides the XLA compiler options and the loop strategy of a program, from
+the program itself (whether it convolves, how many FLOPs its matrix products take) and
+the backend. The choices and their measurements are in BENCHMARKS.md. Nothing here is
+public: :func:`jaxphys.fit` and :func:`jaxphys.evaluate` call :func:`plan`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable
+
+import jax
+import numpy as np
+
+# On CPU, XLA hands dots, convolutions and reductions to YNNPACK by default; its
+# convolution gradients are slow, so convolutions go to XLA's Eigen kernels.
+_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
+                "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+# Programs that convolve: XLA's memory-minimising schedule as well.
+_CPU_CONV_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+# Programs without convolutions whose matrix products are small: dots on XLA's own code.
+_SMALL_DOT_FLOPS = 1e8
+_CPU_SMALL_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+_GROUPS = {"all": _CPU_OPTIONS, "conv": _CPU_CONV_OPTIONS, "small": _CPU_SMALL_OPTIONS}
+
+
+@functools.lru_cache(maxsize=None)
+def _accepted(group: str) -> bool:
+  """Whether the installed jaxlib knows the CPU option group (probed once per group)."""
+  try:
+    jax.jit(lambda v: v + 1).lower(np.float32(0)).compile(dict(_GROUPS[group]))
+  except Exception:  # noqa: BLE001 (jax's runtime error class differs across versions)
+    return False
+  return True
+
+
+def options(backend: str, *, convolutions: bool, dot_flops: float) -> dict:
+  """XLA compiler options for a program on ``backend`` (``{}`` off CPU)."""
+  if backend != "cpu":
+    return {}
+  groups = ["all", "conv"] if convolutions else ["all"] + (["small"] if dot_flops < _SMALL_DOT_FLOPS else [])
+  out = {}
+  for group in groups:  # a later group's value replaces an earlier one's
+    if _accepted(group):
+      out.update(_GROUPS[group])
+  return out
+
+
+def plan(jaxpr) -> tuple[str, dict]:
+  """``(loop, options)`` for a program whose one batch is ``jaxpr``.
+
+  ``loop`` is ``"python"`` (one compiled, asynchronously dispatched step per batch) for
+  convolutional programs on CPU, whose gradients XLA runs far slower inside a compiled
+  loop, and ``"scan"`` (the epoch as one compiled loop) otherwise.
+  """
+  backend = jax.default_backend()
+  convolves = _uses_primitive(jaxpr, "conv_general_dilated")
+  loop = "python" if convolves and backend == "cpu" else "scan"
+  return loop, options(backend, convolutions=convolves, dot_flops=_dot_flops(jaxpr))
+
+
+def jit(fn: Callable, opts: dict, **kwargs) -> Callable:
+  """``jax.jit`` with XLA compiler ``opts`` (none passed when empty)."""
+  return jax.jit(fn, **kwargs, **({"compiler_options": opts} if opts else {}))
+
+
+def _equations(jaxpr):
+  """The equations of ``jaxpr`` and of the jaxprs nested in them."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (tuple, list)) else (param,):
+        sub = getattr(sub, "jaxpr", sub)  # ClosedJaxpr -> Jaxpr
+        if hasattr(sub, "eqns"):
+          yield from _equations(sub)
+
+
+def _uses_primitive(jaxpr, name: str) -> bool:
+  return any(eqn.primitive.name == name for eqn in _equations(jaxpr))
+
+
+def _dot_flops(jaxpr) -> int:
+  """FLOPs (2 per multiply-add) of the matrix products (``dot_general``) in ``jaxpr``."""
+  flops = 0
+  for eqn in _equations(jaxpr):
+    if eqn.primitive.name == "dot_general":
+      (contracting, _), _ = eqn.params["dimension_numbers"]
+      lhs = eqn.invars[0].aval.shape
+      flops += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contracting)
+  return flops
