@@ -22,6 +22,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 from jax.scipy import ndimage
+from jax.typing import ArrayLike
 
 __all__ = [
     "Augmentation", "affine", "translate", "rotate", "zoom", "elastic_warp",
@@ -44,12 +45,19 @@ def _sample(image: jax.Array, coords: jax.Array) -> jax.Array:
   return jax.vmap(sample, in_axes=-1, out_axes=-1)(image).astype(image.dtype)
 
 
-def affine(image: jax.Array, matrix: jax.Array, shift: jax.Array = (0.0, 0.0)) -> jax.Array:
+def affine(image: jax.Array, matrix: ArrayLike, shift: ArrayLike = (0.0, 0.0)) -> jax.Array:
   """Warps ``image`` ``(H, W, C)``: output pixel ``p`` takes input at ``matrix @ (p - c) + c - shift``.
 
   ``c`` is the centre ``((H-1)/2, (W-1)/2)``; ``matrix`` is ``(2, 2)`` acting on (row,
   col), ``shift`` ``(2,)`` pixels, so content moves by ``+shift``.
+
+  >>> import jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> dot = jnp.zeros((5, 5, 1)).at[2, 2, 0].set(1.0)
+  >>> jnp.argwhere(augment.affine(dot, jnp.eye(2), shift=(0.0, 1.0))[..., 0] > 0.5).tolist()
+  [[2, 3]]
   """
+  _check_image(image)
   h, w = image.shape[0], image.shape[1]
   centre = jnp.array([(h - 1) / 2.0, (w - 1) / 2.0], jnp.float32)[:, None, None]
   grid = _grid(h, w) - centre
@@ -57,33 +65,78 @@ def affine(image: jax.Array, matrix: jax.Array, shift: jax.Array = (0.0, 0.0)) -
   return _sample(image, src - jnp.asarray(shift, jnp.float32)[:, None, None])
 
 
-def translate(image: jax.Array, shift) -> jax.Array:
-  """Moves the content of ``image`` ``(H, W, C)`` by ``shift = (rows, cols)`` pixels."""
+def translate(image: jax.Array, shift: ArrayLike) -> jax.Array:
+  """Moves the content of ``image`` ``(H, W, C)`` by ``shift = (rows, cols)`` pixels.
+
+  >>> import jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> dot = jnp.zeros((5, 5, 1)).at[2, 2, 0].set(1.0)
+  >>> jnp.argwhere(augment.translate(dot, (1.0, -2.0))[..., 0] > 0.5).tolist()  # down 1, left 2
+  [[3, 0]]
+  """
   return affine(image, jnp.eye(2), shift)
 
 
-def rotate(image: jax.Array, degrees) -> jax.Array:
-  """Rotates ``image`` ``(H, W, C)`` by ``degrees`` about its centre."""
+def rotate(image: jax.Array, degrees: ArrayLike) -> jax.Array:
+  """Rotates ``image`` ``(H, W, C)`` by ``degrees`` about its centre, counter-clockwise as displayed.
+
+  >>> import jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> right = jnp.zeros((5, 5, 1)).at[2, 4, 0].set(1.0)  # right of the centre
+  >>> jnp.argwhere(augment.rotate(right, 90.0)[..., 0] > 0.5).tolist()  # now above it
+  [[0, 2]]
+  """
   t = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))
   c, s = jnp.cos(t), jnp.sin(t)
   # Rows point down, so counter-clockwise on screen is clockwise in (row, col).
   return affine(image, jnp.array([[c, s], [-s, c]]))
 
 
-def zoom(image: jax.Array, factor) -> jax.Array:
-  """Scales the content of ``image`` ``(H, W, C)`` by ``factor`` about its centre (>1 enlarges)."""
+def zoom(image: jax.Array, factor: ArrayLike) -> jax.Array:
+  """Scales the content of ``image`` ``(H, W, C)`` by ``factor`` about its centre (>1 enlarges).
+
+  >>> import jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> dot = jnp.zeros((5, 5, 1)).at[2, 3, 0].set(1.0)  # one pixel right of the centre
+  >>> jnp.argwhere(augment.zoom(dot, 2.0)[..., 0] > 0.9).tolist()  # two pixels right
+  [[2, 4]]
+  """
   return affine(image, jnp.eye(2) / jnp.asarray(factor, jnp.float32))
 
 
 def elastic_warp(image: jax.Array, displacement: jax.Array) -> jax.Array:
-  """Output pixel ``p`` takes input at ``p + displacement[:, p]``; ``displacement`` is (2, H, W)."""
+  """Output pixel ``p`` takes input at ``p + displacement[:, p]``; ``displacement`` is (2, H, W).
+
+  >>> import jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> image = jnp.arange(16.0).reshape(4, 4, 1)
+  >>> bool(jnp.array_equal(augment.elastic_warp(image, jnp.zeros((2, 4, 4))), image))
+  True
+  """
+  _check_image(image)
+  if displacement.shape != (2,) + image.shape[:2]:
+    raise ValueError(f"displacement must be (2, {image.shape[0]}, {image.shape[1]}) for image "
+                     f"{image.shape}, got {displacement.shape}")
   return _sample(image, _grid(image.shape[0], image.shape[1]) + displacement)
+
+
+def _check_image(image: jax.Array) -> None:
+  if jnp.ndim(image) != 3:
+    raise ValueError(f"image must be (height, width, channels), got shape {jnp.shape(image)}")
+
+
+def _check(name: str, value: float, lo: float, hi: float = math.inf) -> None:
+  if not lo <= value <= hi:
+    raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
 
 
 def _per_image(fn: Callable[[jax.Array, jax.Array], jax.Array]) -> Augmentation:
   """Lifts ``fn(key, image)`` to a batch: one independent key per image."""
 
   def apply(key, images):
+    if jnp.ndim(images) != 4:
+      raise ValueError(f"images must be (batch, height, width, channels), got shape "
+                       f"{jnp.shape(images)}")
     keys = jax.random.split(key, images.shape[0])
     return jax.vmap(fn)(keys, images)
 
@@ -91,19 +144,43 @@ def _per_image(fn: Callable[[jax.Array, jax.Array], jax.Array]) -> Augmentation:
 
 
 def random_translation(max_shift: float = 2.0) -> Augmentation:
-  """Shifts each image by a uniform ``(rows, cols)`` in ``[-max_shift, max_shift]`` pixels."""
+  """Shifts each image by a uniform ``(rows, cols)`` in ``[-max_shift, max_shift]`` pixels.
+
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> shift = augment.random_translation(2.0)
+  >>> images = jnp.ones((4, 8, 8, 1))
+  >>> out = shift(jax.random.key(0), images)
+  >>> out.shape, bool(jnp.array_equal(out, shift(jax.random.key(0), images)))  # same key, same result
+  ((4, 8, 8, 1), True)
+  """
+  _check("max_shift", max_shift, 0.0)
   return _per_image(lambda k, im: translate(im, jax.random.uniform(k, (2,), minval=-max_shift,
                                                                    maxval=max_shift)))
 
 
 def random_rotation(max_degrees: float = 10.0) -> Augmentation:
-  """Rotates each image by a uniform angle in ``[-max_degrees, max_degrees]``."""
+  """Rotates each image by a uniform angle in ``[-max_degrees, max_degrees]``.
+
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> augment.random_rotation(10.0)(jax.random.key(0), jnp.ones((2, 8, 8, 1))).shape
+  (2, 8, 8, 1)
+  """
+  _check("max_degrees", max_degrees, 0.0, 180.0)
   return _per_image(lambda k, im: rotate(im, jax.random.uniform(k, (), minval=-max_degrees,
                                                                 maxval=max_degrees)))
 
 
 def random_zoom(max_zoom: float = 0.1) -> Augmentation:
-  """Scales each image by a uniform factor in ``[1 - max_zoom, 1 + max_zoom]``."""
+  """Scales each image by a uniform factor in ``[1 - max_zoom, 1 + max_zoom]``.
+
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> augment.random_zoom(0.1)(jax.random.key(0), jnp.ones((2, 8, 8, 1))).shape
+  (2, 8, 8, 1)
+  """
+  _check("max_zoom", max_zoom, 0.0, 0.99)
   return _per_image(lambda k, im: zoom(im, jax.random.uniform(k, (), minval=1 - max_zoom,
                                                               maxval=1 + max_zoom)))
 
@@ -120,7 +197,15 @@ def _gaussian_matrix(n: int, sigma: float) -> jax.Array:
 
 def random_elastic(alpha: float = 8.0, sigma: float = 3.0) -> Augmentation:
   """Elastic distortion (Simard et al. 2003): uniform [-1, 1] displacements per pixel,
-  smoothed by a Gaussian of width ``sigma`` pixels and scaled by ``alpha`` pixels."""
+  smoothed by a Gaussian of width ``sigma`` pixels and scaled by ``alpha`` pixels.
+
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> augment.random_elastic(8.0, 3.0)(jax.random.key(0), jnp.ones((2, 8, 8, 1))).shape
+  (2, 8, 8, 1)
+  """
+  _check("alpha", alpha, 0.0)
+  _check("sigma", sigma, 1e-3)
 
   def one(key, image):
     h, w = image.shape[0], image.shape[1]
@@ -136,7 +221,19 @@ def random_erasing(probability: float = 0.5, area: tuple[float, float] = (0.02, 
                    aspect: tuple[float, float] = (0.3, 3.3), value: float = 0.0) -> Augmentation:
   """Random erasing (Zhong et al. 2017): with ``probability``, sets a rectangle covering a
   uniform fraction ``area`` of the image, with log-uniform aspect ratio in ``aspect``,
-  to ``value``."""
+  to ``value``.
+
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> out = augment.random_erasing(1.0)(jax.random.key(0), jnp.ones((2, 8, 8, 1)))
+  >>> bool((out == 0).any(axis=(1, 2, 3)).all())  # every image lost a rectangle
+  True
+  """
+  _check("probability", probability, 0.0, 1.0)
+  if not 0 < area[0] <= area[1] <= 1:
+    raise ValueError(f"area must be (low, high) with 0 < low <= high <= 1, got {area}")
+  if not 0 < aspect[0] <= aspect[1]:
+    raise ValueError(f"aspect must be (low, high) with 0 < low <= high, got {aspect}")
   lo, hi = math.log(aspect[0]), math.log(aspect[1])
 
   def one(key, image):
@@ -158,12 +255,30 @@ def random_erasing(probability: float = 0.5, area: tuple[float, float] = (0.02, 
 
 def random_flip(probability: float = 0.5) -> Augmentation:
   """Mirrors each image left-right with ``probability`` (for left-right symmetric classes,
-  such as clothes; not for digits)."""
+  such as clothes; not for digits).
+
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> image = jnp.arange(4.0).reshape(1, 1, 4, 1)
+  >>> augment.random_flip(1.0)(jax.random.key(0), image)[0, 0, :, 0]
+  Array([3., 2., 1., 0.], dtype=float32)
+  """
+  _check("probability", probability, 0.0, 1.0)
   return _per_image(lambda k, im: jnp.where(jax.random.uniform(k) < probability, im[:, ::-1], im))
 
 
 def compose(*transforms: Augmentation) -> Augmentation:
-  """Applies ``transforms`` in order, each with its own key split from ``key``."""
+  """Applies ``transforms`` in order, each with its own key split from ``key``.
+
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxphys import augment
+  >>> digits = augment.compose(augment.random_rotation(10.0), augment.random_translation(2.0))
+  >>> digits(jax.random.key(0), jnp.ones((3, 8, 8, 1))).shape
+  (3, 8, 8, 1)
+  """
+  for i, t in enumerate(transforms):
+    if not callable(t):
+      raise ValueError(f"transforms[{i}] must be a function (key, images) -> images, got {t!r}")
 
   def apply(key, images):
     for k, t in zip(jax.random.split(key, max(len(transforms), 1)), transforms):

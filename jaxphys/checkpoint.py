@@ -1,4 +1,4 @@
-"""Checkpoints: training checkpoints through Orbax, parameter files through Flax.
+"""Checkpoints: training checkpoints and parameter files, through Flax's msgpack.
 
 :class:`Checkpointer` keeps training resumable: the full state (parameters, optimiser
 state, step), the run's PRNG key, the number of epochs done (the data order is a
@@ -12,17 +12,19 @@ against the expected structure and shapes, failing with a one-line
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jax
 import numpy as np
 from flax import serialization
 
-from jaxphys._io import atomic_write_bytes
-from jaxphys.errors import DataError
+from jaxphys._io import atomic_write_bytes, remove_stale_temporaries
+from jaxphys.errors import ConfigMismatch, DataError
 
-__all__ = ["Checkpointer", "save_params", "load_params"]
+__all__ = ["Checkpointer", "config_differences", "save_params", "load_params"]
 
 
 def save_params(path, params: Any) -> Path:
@@ -58,111 +60,287 @@ def _check_shapes(where: str, restored: Any, target: Any) -> None:
                       f"the model expects {np.shape(b)}")
 
 
-def _digest(tree: Any) -> str:
-  """SHA-256 of the leaves of ``tree`` (dtype, shape and bytes, in tree order)."""
-  h = hashlib.sha256()
-  for leaf in jax.tree_util.tree_leaves(tree):
-    a = np.ascontiguousarray(leaf)
-    h.update(f"{a.dtype}{a.shape}".encode())
-    h.update(a.tobytes())
-  return h.hexdigest()
+# A checkpoint file: _MAGIC, the SHA-256 of everything after it (32 bytes), the length of
+# the record (8 bytes, little-endian), the record (JSON: epochs done, history, config,
+# changes, best-metric value), then the state and key (Flax msgpack). The digest covers
+# all that is restored; the record can be read alone (for retention) without the state.
+_MAGIC = b"jaxphys checkpoint 1\n"
+_HEAD = len(_MAGIC) + 32 + 8
+
+
+def _as_json(obj: Any, what: str) -> Any:
+  """``obj`` as JSON reads it back (tuples become lists); ValueError if it is not JSON."""
+  try:
+    return json.loads(json.dumps(obj, sort_keys=True))
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{what}: not JSON-able ({e})") from None
+
+
+def config_differences(stored: Optional[dict], given: Optional[dict]) -> dict:
+  """Setting name -> ``(stored, given)`` for every setting that differs between two
+  configurations (a missing setting is ``None``).
+
+  >>> config_differences({"lr": 0.001, "epochs": 3}, {"lr": 0.05, "epochs": 3, "quiet": True})
+  {'lr': (0.001, 0.05), 'quiet': (None, True)}
+  """
+  stored, given = _as_json(stored or {}, "config"), _as_json(given or {}, "config")
+  return {k: (stored.get(k), given.get(k)) for k in sorted(set(stored) | set(given), key=str)
+          if stored.get(k) != given.get(k)}
+
+
+def _encode(record: dict, state: Any, key_data: np.ndarray) -> bytes:
+  body = json.dumps(record, sort_keys=True).encode()
+  arrays = serialization.msgpack_serialize({"state": serialization.to_state_dict(state), "key": key_data})
+  rest = struct.pack("<Q", len(body)) + body + arrays
+  return _MAGIC + hashlib.sha256(rest).digest() + rest
+
+
+def _read_record(path: Path) -> dict:
+  """The record of the checkpoint file ``path`` (not verified: for retention only)."""
+  with open(path, "rb") as f:
+    head = f.read(_HEAD)
+    (n,) = struct.unpack("<Q", head[-8:])
+    return json.loads(f.read(n))
 
 
 class Checkpointer:
-  """Periodic, atomic training checkpoints in ``directory`` through Orbax.
+  """Periodic, atomic training checkpoints in ``directory``; a callback of
+  :func:`~jaxphys.fit`.
 
-  A checkpoint is labelled by the number of epochs done and holds the
-  :class:`~jaxphys.train.TrainState`, the PRNG key given to :func:`~jaxphys.fit`, and
-  a JSON record of the epochs done, the metric history and a SHA-256 digest of the
-  state. Orbax writes each into a temporary directory and renames it when complete, so
-  a crash mid-write never leaves one that loads; the digest makes a damaged or edited
-  checkpoint an error, never silently different numbers. ``fit(..., checkpointer=c)``
-  saves after every ``every`` epochs and after the last; ``fit(..., checkpointer=c,
-  resume=True)`` continues from the latest.
+  A checkpoint is one file, ``directory/epoch_<epochs done>.ckpt``, holding the
+  :class:`~jaxphys.TrainState`, the run's PRNG key and a record: the epochs done, the
+  metric history, the run's ``config``, the settings changed at earlier resumes and the
+  best-metric value, all covered by one SHA-256 digest, so a damaged or edited checkpoint
+  is an error, never silently different numbers. Each is written to a temporary file
+  renamed when complete (a killed write leaves nothing that loads; its temporary file is
+  removed when a Checkpointer next opens the folder), with the umask's file mode.
+
+  As a callback it saves after every ``every`` epochs and after the last; with
+  ``resume=True`` it restores the latest checkpoint at the start of training (a fresh
+  run without ``resume`` replaces the folder's checkpoints when it saves its first).
+  Kept after each save: the last ``keep`` and, with ``best_metric``, the best by it
+  (read from the checkpoints themselves, so this holds across resumes).
 
   Args:
     directory: where checkpoints live (created if needed).
-    every: epochs between checkpoints.
-    keep: how many of the latest to keep.
+    every: epochs between checkpoints (>= 1).
+    keep: how many of the latest to keep (>= 1).
     best_metric: a history key (e.g. ``"eval_loss"``): the best checkpoint by it is kept
-      as well (mean over runs); ``best_mode`` ``"min"`` or ``"max"``.
+      as well (mean over runs; the first of equal ones); ``best_mode`` ``"min"`` or
+      ``"max"``.
+    resume: continue from the latest checkpoint (see :meth:`on_train_begin`).
+    config: a JSON-able dict identifying the run (settings, the data's identity), stored
+      with each checkpoint; resuming with any other value of a setting not in
+      ``allowed_changes`` raises :class:`~jaxphys.errors.ConfigMismatch`. None: not
+      checked.
+    allowed_changes: settings that may differ on resume (e.g. ``("epochs", "quiet")``);
+      the changes are recorded in :attr:`changes` and in later checkpoints.
+
+  >>> import tempfile, jax, optax, jaxphys as jp
+  >>> model, tx = jp.MLP((4, 2)), optax.sgd(0.1)
+  >>> state = jp.create_train_state(jax.random.key(0), model, tx, np.zeros((1, 3)))
+  >>> ckpt = Checkpointer(tempfile.mkdtemp(), config={"lr": 0.1})
+  >>> ckpt.save(1, state, jax.random.key(1), {"train_loss": [0.7]})
+  >>> ckpt.latest_epoch()
+  1
+  >>> epochs, restored, history = ckpt.restore(state, jax.random.key(1))
+  >>> epochs, history["train_loss"].tolist()
+  (1, [0.7])
   """
 
   def __init__(self, directory, *, every: int = 1, keep: int = 2, best_metric: Optional[str] = None,
-               best_mode: str = "min"):
-    import orbax.checkpoint as ocp
-    from orbax.checkpoint import checkpoint_managers as policies
-
-    if int(every) < 1 or int(keep) < 1:
-      raise ValueError(f"Checkpointer: every and keep must be positive, got every={every}, keep={keep}")
+               best_mode: str = "min", resume: bool = False, config: Optional[dict] = None,
+               allowed_changes: Sequence[str] = ()):
+    for name, value in (("every", every), ("keep", keep)):
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"Checkpointer: {name} must be a positive integer, got {value!r}")
     if best_mode not in ("min", "max"):
       raise ValueError(f"Checkpointer: best_mode must be 'min' or 'max', got {best_mode!r}")
-    self.directory, self.every, self.best_metric = Path(directory).absolute(), int(every), best_metric
-    keepers = [policies.LatestN(int(keep))]
-    if best_metric is not None:
-      keepers.append(policies.BestN(get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1))
-    self._ocp = ocp
-    self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
-        enable_async_checkpointing=False, create=True, cleanup_tmp_directories=True,
-        preservation_policy=policies.AnyPreservationPolicy(keepers)))
+    if best_metric is not None and not isinstance(best_metric, str):
+      raise ValueError(f"Checkpointer: best_metric must be a metric name or None, got {best_metric!r}")
+    if config is not None and not isinstance(config, dict):
+      raise ValueError(f"Checkpointer: config must be a dict or None, got {type(config).__name__}")
+    if isinstance(allowed_changes, str):
+      raise ValueError(f"Checkpointer: allowed_changes must be a sequence of names, got {allowed_changes!r}")
+    self.directory = Path(directory).absolute()
+    self.every, self.keep, self.best_metric, self.best_mode = int(every), int(keep), best_metric, best_mode
+    self.resume, self.allowed_changes = bool(resume), tuple(allowed_changes)
+    self.config = None if config is None else _as_json(config, "Checkpointer: config")
+    self.changes: list = []  # [{"at_epoch": n, "setting": k, "from": old, "to": new}, ...]
+    self.resumed_from: Optional[int] = None  # epochs done in the checkpoint resumed from
+    self._replace_existing = False
+    remove_stale_temporaries(self.directory)
+
+  # ------------------------------------------------------------------ callback hooks
+
+  def on_train_begin(self, loop) -> None:
+    """With ``resume=True``: restores the latest checkpoint (if any) into ``loop.state``,
+    ``loop.initial_epoch`` and ``loop.history``, after checking its config against
+    ``config``. Without: the folder's checkpoints are replaced from the first save on."""
+    if not self.resume:
+      self._replace_existing = True
+      return
+    restored = self.restore(loop.state, loop.key)
+    if restored is None:
+      return
+    epochs_done, loop.state, history = restored
+    loop.initial_epoch = epochs_done
+    loop.history = {k: list(v) for k, v in history.items()}
+
+  def on_epoch_end(self, loop, epoch: int, logs: dict) -> None:
+    """Saves after every ``every`` epochs and after the last (``epoch`` is 0-based;
+    ``loop.history`` holds this epoch's entry)."""
+    done = int(epoch) + 1
+    if done % self.every == 0 or done >= loop.epochs or getattr(loop, "stop_training", False):
+      history = {k: list(v) for k, v in loop.history.items()}
+      for k, v in logs.items():  # a loop that appends after the callbacks
+        if len(history.get(k, ())) == done - 1:
+          history.setdefault(k, []).append(v)
+      self.save(done, loop.state, loop.key, history)
+
+  def on_train_end(self, loop) -> None:
+    """Nothing: every checkpoint is complete when :meth:`on_epoch_end` returns."""
+
+  # ------------------------------------------------------------------ direct use
+
+  def path(self, epochs_done: int) -> Path:
+    """The file of the checkpoint after ``epochs_done`` epochs."""
+    return self.directory / f"epoch_{int(epochs_done)}.ckpt"
+
+  def all_epochs(self) -> list[int]:
+    """Epochs done of every kept checkpoint, ascending."""
+    if not self.directory.is_dir():
+      return []
+    names = (p.name[len("epoch_"):-len(".ckpt")] for p in self.directory.glob("epoch_*.ckpt"))
+    return sorted(int(n) for n in names if n.isdigit())
 
   def latest_epoch(self) -> Optional[int]:
     """Epochs done in the latest complete checkpoint, or None."""
-    return self._manager.latest_step()
+    epochs = self.all_epochs()
+    return epochs[-1] if epochs else None
 
-  def all_epochs(self) -> list:
-    """Epochs done of every kept checkpoint, ascending."""
-    return sorted(self._manager.all_steps())
+  def _metric(self, history: dict) -> Optional[float]:
+    if self.best_metric is None:
+      return None
+    if self.best_metric not in history:
+      raise ValueError(f"Checkpointer: best_metric {self.best_metric!r} is not a logged metric "
+                       f"(logged: {', '.join(sorted(history)) or 'none'})")
+    value = float(np.mean(np.asarray(history[self.best_metric])[-1]))
+    return value if np.isfinite(value) else None  # never the best
 
   def save(self, epochs_done: int, state, key, history: dict) -> None:
-    """Writes the checkpoint after ``epochs_done`` epochs (replacing none: labels are unique)."""
-    ocp = self._ocp
-    state = jax.device_get(state)
-    record = {"epochs_done": int(epochs_done), "sha256": _digest(state),
-              "history": {k: np.asarray(v).tolist() for k, v in history.items()}}
-    metrics = None
-    if self.best_metric is not None and self.best_metric in history:
-      metrics = {self.best_metric: float(np.mean(np.asarray(history[self.best_metric])[-1]))}
-    self._manager.save(int(epochs_done), metrics=metrics, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        key=ocp.args.StandardSave(np.asarray(jax.random.key_data(key))),
-        record=ocp.args.JsonSave(record)))
-    self._manager.wait_until_finished()
+    """Writes the checkpoint after ``epochs_done`` epochs, then removes those no longer
+    kept.
 
-  def restore(self, state, key, epochs_done: Optional[int] = None):
+    Raises:
+      OutputError: it cannot be written (a full disk, ...); one line naming the file.
+    """
+    step = int(epochs_done)
+    history = {k: np.asarray(v) for k, v in history.items()}
+    record = _as_json({"epochs_done": step, "config": self.config, "changes": self.changes,
+                       "metric": self._metric(history),
+                       "history": {k: v.tolist() for k, v in history.items()},
+                       "history_dtypes": {k: str(v.dtype) for k, v in history.items()}}, "history")
+    if self._replace_existing:  # a fresh run: the folder's old checkpoints go
+      for old in self.all_epochs():
+        self.path(old).unlink(missing_ok=True)
+      self._replace_existing = False
+    payload = _encode(record, jax.device_get(state), np.asarray(jax.random.key_data(key)))
+    atomic_write_bytes(self.path(step), payload)
+    self._retain()
+
+  def _retain(self) -> None:
+    """Removes every checkpoint but the last ``keep`` and the best by ``best_metric``."""
+    epochs = self.all_epochs()
+    kept = set(epochs[-self.keep:])
+    if self.best_metric is not None:
+      metrics = {}
+      for e in epochs:
+        try:
+          metrics[e] = _read_record(self.path(e)).get("metric")
+        except (OSError, ValueError, struct.error):
+          pass  # damaged: never the best; goes unless among the last
+      scored = [(m if self.best_mode == "min" else -m, e) for e, m in metrics.items()
+                if isinstance(m, (int, float))]
+      if scored:
+        kept.add(min(scored)[1])
+    for e in epochs:
+      if e not in kept:
+        self.path(e).unlink(missing_ok=True)
+
+  def restore(self, state, key, epochs_done: Optional[int] = None) -> Optional[tuple[int, Any, dict]]:
     """The checkpoint after ``epochs_done`` epochs (default: the latest) as
     ``(epochs_done, state, history)``, shaped like ``state``; None if there is none.
 
     Raises:
-      DataError: the checkpoint cannot be read, was written for another model shape or
-        optimiser, or with another key (seed).
+      ConfigMismatch: it was written with other settings than ``config`` (one line
+        naming every difference not in ``allowed_changes``).
+      DataError: it cannot be read, was edited or damaged, was written for another model
+        shape or optimiser, or with another key (seed).
     """
-    ocp = self._ocp
     step = self.latest_epoch() if epochs_done is None else int(epochs_done)
     if step is None:
       return None
-    where = str(self.directory / str(step))
+    where = self.path(step)
+    record, arrays = self._read(where)
+    if record.get("epochs_done") != step:
+      raise DataError(f"{where}: checkpoint record is for {record.get('epochs_done')} epochs, "
+                      f"its name says {step}")
+    self._check_config(where, record)
     target = jax.device_get(state)
-    key_data = np.asarray(jax.random.key_data(key))
     try:
-      out = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target), key=ocp.args.StandardRestore(key_data),
-          record=ocp.args.JsonRestore()))
-    except Exception as e:  # Orbax and TensorStore raise many types on damaged files
-      first = (str(e).strip().splitlines() or [""])[0][:200]
-      raise DataError(f"{where}: checkpoint cannot be read ({type(e).__name__}: {first})") from None
-    _check_shapes(where, out["state"], target)
-    if not np.array_equal(np.asarray(out["key"]), key_data):
+      restored = serialization.from_state_dict(target, arrays["state"])
+    except (ValueError, KeyError, TypeError) as e:
+      raise DataError(f"{where}: checkpoint does not match the model or optimiser "
+                      f"({str(e).splitlines()[0]})") from None
+    _check_shapes(str(where), restored, target)
+    for (kp, a), b in zip(jax.tree_util.tree_leaves_with_path(restored), jax.tree_util.tree_leaves(target)):
+      if np.asarray(a).dtype != np.asarray(b).dtype:
+        raise DataError(f"{where}: {jax.tree_util.keystr(kp)} is {np.asarray(a).dtype} in the checkpoint, "
+                        f"the state expects {np.asarray(b).dtype}")
+    key_data = np.asarray(jax.random.key_data(key))
+    if not np.array_equal(np.asarray(arrays["key"]), key_data):
       raise DataError(f"{where}: checkpoint was written with a different key (seed); "
                       "resume with the run's original seed")
-    record = out["record"]
-    if not isinstance(record, dict) or record.get("epochs_done") != step or "history" not in record:
-      raise DataError(f"{where}: checkpoint record is damaged")
-    restored = jax.tree_util.tree_map(lambda a, t: np.asarray(a, dtype=np.asarray(t).dtype), out["state"], target)
-    if _digest(restored) != record.get("sha256"):
-      raise DataError(f"{where}: checkpoint contents do not match their SHA-256 digest (damaged or edited)")
-    history = {k: np.asarray(v) for k, v in record["history"].items()}
+    history = {k: np.asarray(v, np.dtype(record["history_dtypes"][k])) for k, v in record["history"].items()}
+    self.resumed_from = step
     return step, restored, history
 
+  def _read(self, where: Path) -> tuple[dict, dict]:
+    """The verified record and arrays of the checkpoint file ``where``."""
+    try:
+      raw = where.read_bytes()
+    except OSError as e:
+      raise DataError(f"{where}: checkpoint cannot be read ({e.strerror})") from None
+    if len(raw) < _HEAD or not raw.startswith(_MAGIC):
+      raise DataError(f"{where}: not a jaxphys checkpoint (damaged or of another format)")
+    rest = raw[len(_MAGIC) + 32:]
+    if hashlib.sha256(rest).digest() != raw[len(_MAGIC):len(_MAGIC) + 32]:
+      raise DataError(f"{where}: checkpoint contents do not match their SHA-256 digest (damaged or edited)")
+    (n,) = struct.unpack("<Q", rest[:8])
+    try:  # intact (the digest matched) but perhaps written by something else
+      record = json.loads(rest[8:8 + n])
+      arrays = serialization.msgpack_restore(rest[8 + n:])
+      assert isinstance(record["history"], dict) and set(record["history_dtypes"]) == set(record["history"])
+      assert set(arrays) == {"state", "key"}
+    except Exception:
+      raise DataError(f"{where}: checkpoint record is damaged") from None
+    return record, arrays
+
+  def _check_config(self, where: Path, record: dict) -> None:
+    """ConfigMismatch naming every difference not allowed; records the allowed ones."""
+    if self.config is None:
+      return
+    differences = config_differences(record.get("config"), self.config)
+    refused = {k: d for k, d in differences.items() if k not in self.allowed_changes}
+    if refused:
+      listed = "; ".join(f"{k}: {json.dumps(a)} -> {json.dumps(b)}" for k, (a, b) in refused.items())
+      raise ConfigMismatch(f"{where}: the checkpoint was written with other settings ({listed}); "
+                           "resume with the same settings, or start afresh without resuming",
+                           refused)
+    self.changes = list(record.get("changes") or []) + [
+        {"at_epoch": record["epochs_done"], "setting": k, "from": a, "to": b}
+        for k, (a, b) in differences.items()]
+
   def close(self) -> None:
-    self._manager.close()
+    """Nothing to release (kept for code written against the Orbax version)."""

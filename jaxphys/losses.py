@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 
 __all__ = ["binary_cross_entropy", "softmax_cross_entropy", "one_hot"]
 
@@ -24,22 +26,37 @@ def binary_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   .. math:: \ell(z, y) = -y \log\sigma(z) - (1 - y)\log(1 - \sigma(z))
                        = \mathrm{softplus}(z) - y z,
 
-  with :math:`\mathrm{softplus}(z) = \log(1 + e^z)` evaluated as a stable
-  log-sum-exp, which never overflows (exact at :math:`|z| = 100` in float32) and has
-  exact first and second derivatives everywhere, :math:`z = 0` included.
-  Maximising the likelihood is minimising the mean of :math:`\ell`.
+  evaluated as ``optax.sigmoid_binary_cross_entropy`` does, from
+  :math:`\log\sigma(z)` and :math:`\log\sigma(-z)`: correct to rounding at any logit
+  in any precision (no cancellation for ``y = 1`` at large :math:`z`), with the
+  gradient :math:`\sigma(z) - y` likewise. Maximising the likelihood is minimising the
+  mean of :math:`\ell`.
 
   Args:
     logits: ``(batch,)`` (or any shape) real logits :math:`z`, not probabilities.
-    labels: same shape as ``logits``, values in ``{0, 1}`` (soft labels in ``[0, 1]``
-      also work).
+    labels: same shape as ``logits`` (a ``(batch, 1)`` column and ``(batch,)`` are the
+      same), values in ``{0, 1}`` (soft labels in ``[0, 1]`` also work). Shapes are
+      checked (also under jit); values are not.
 
   Returns:
-    ``(batch,)`` losses in nats.
+    Losses in nats, the shape of ``logits``.
+
+  >>> binary_cross_entropy(jnp.array([0.0, 20.0, -20.0]), jnp.array([1, 1, 1]))
+  Array([6.9314718e-01, 2.0611537e-09, 2.0000000e+01], dtype=float32)
   """
   logits = jnp.asarray(logits)
-  labels = jnp.asarray(labels, logits.dtype)
-  return jax.nn.softplus(logits) - labels * logits
+  labels = _same_shape(jnp.asarray(labels), logits.shape)
+  return optax.sigmoid_binary_cross_entropy(logits, labels.astype(logits.dtype))
+
+
+def _same_shape(labels: jax.Array, shape: tuple) -> jax.Array:
+  """``labels`` reshaped to ``shape`` when they differ only by a trailing axis of 1."""
+  if labels.shape == shape:
+    return labels
+  squeeze = lambda s: s[:-1] if len(s) == 2 and s[-1] == 1 else s
+  if squeeze(labels.shape) == squeeze(tuple(shape)):
+    return labels.reshape(shape)
+  raise ValueError(f"labels: shape {labels.shape} does not match logits' shape {tuple(shape)}")
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -59,20 +76,39 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     labels: ``(batch,)`` integer class indices in ``[0, C)``, or ``(batch, C)`` one-hot
       (or any probability) rows.
 
+  Shapes are checked (also under jit); eagerly, integer labels outside ``[0, C)`` are
+  a ValueError too (under jit their loss is undefined).
+
   Returns:
     ``(batch,)`` losses in nats.
+
+  >>> softmax_cross_entropy(jnp.array([[0.0, 0.0], [2.0, 0.0]]), jnp.array([1, 0]))
+  Array([0.6931472 , 0.12692805], dtype=float32)
   """
   logits = jnp.asarray(logits)
   labels = jnp.asarray(labels)
+  if logits.ndim == 0:
+    raise ValueError("logits: expected shape (batch, C), got a scalar")
+  if labels.shape not in (logits.shape, logits.shape[:-1]):
+    raise ValueError(f"labels: shape {labels.shape} matches neither logits' {logits.shape} "
+                     f"nor its batch shape {logits.shape[:-1]}")
+  if labels.ndim < logits.ndim and not isinstance(labels, jax.core.Tracer) and labels.size:
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= logits.shape[-1]:
+      raise ValueError(f"labels: integer class labels must be in [0, {logits.shape[-1]})")
   log_p = jax.nn.log_softmax(logits, axis=-1)
   if labels.ndim == logits.ndim:
     return -jnp.sum(labels.astype(log_p.dtype) * log_p, axis=-1)
   return -jnp.take_along_axis(log_p, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
-def one_hot(labels: jax.Array, num_classes: int, dtype=jnp.float32) -> jax.Array:
+def one_hot(labels: jax.Array, num_classes: int, dtype: jnp.dtype = jnp.float32) -> jax.Array:
   """One-hot rows: ``(batch,)`` integer labels -> ``(batch, num_classes)`` of 0/1.
 
   A label outside ``[0, num_classes)`` gives an all-zero row.
+
+  >>> one_hot(jnp.array([0, 2]), 3)
+  Array([[1., 0., 0.],
+         [0., 0., 1.]], dtype=float32)
   """
   return jax.nn.one_hot(labels, num_classes, dtype=dtype)

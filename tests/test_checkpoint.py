@@ -48,7 +48,7 @@ import time
 import optax
 
 from jaxphys.checkpoint import Checkpointer
-from jaxphys.errors import TrainingDiverged
+from jaxphys.errors import ConfigMismatch, OutputError, TrainingDiverged
 
 _TRAIN = textwrap.dedent("""
     import sys, numpy as np, jax, optax, jaxphys as jp
@@ -76,9 +76,10 @@ def _train(tmp_path, directory, out, mode="fresh"):
 
 
 def _epochs_on_disk(directory):
-  return sorted(int(p.name) for p in directory.glob("[0-9]*") if p.is_dir() and p.name.isdigit()) if directory.exists() else []
+  return Checkpointer(directory).all_epochs()
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_exact(tmp_path):
   reference = _train(tmp_path, "-", tmp_path / "ref.npz")
   assert reference.wait(timeout=600) == 0, reference.stderr.read()[-2000:]
@@ -121,37 +122,173 @@ def test_checkpointer_keeps_the_last_k_and_the_best(tmp_path):
   every3 = Checkpointer(tmp_path / "e", every=4, keep=5)
   _small_run(tmp_path, 6, every3)
   assert every3.all_epochs() == [4, 6]  # every 4 epochs and after the last
+  assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["epoch_4.ckpt", "epoch_6.ckpt"]
 
 
-def test_damaged_foreign_and_mismatched_checkpoints_are_one_line_errors(tmp_path):
-  ckpt = Checkpointer(tmp_path / "c", every=1, keep=1)
-  state, _ = _small_run(tmp_path, 2, ckpt)
-  template = _small_run(tmp_path, 0)[0]
-  assert ckpt.restore(template, jax.random.key(1))[0] == 2
-  with pytest.raises(DataError, match=r"c/2: parameter .* has shape .*, the model expects"):
-    ckpt.restore(_small_run(tmp_path, 0, features=(32, 2))[0], jax.random.key(1))
+class _Loop:
+  """What fit hands its callbacks (jaxphys.callbacks' protocol), for testing the hooks alone."""
+
+  def __init__(self, state, key, epochs):
+    self.state, self.key, self.epochs, self.initial_epoch = state, key, epochs, 0
+    self.history, self.stop_training = {}, False
+
+
+def _state(features=(16, 2)):
+  model, tx = jp.MLP(features), optax.adam(1e-2)
+  return jp.create_train_state(jax.random.key(0), model, tx, np.zeros((1, 6), np.float32))
+
+
+def _drive(ckpt, state, epochs, losses, start_history=None):
+  """Runs the hooks like fit: epochs from loop.initial_epoch, one fake update each."""
+  loop = _Loop(state, jax.random.key(1), epochs)
+  ckpt.on_train_begin(loop)
+  for epoch in range(loop.initial_epoch, epochs):
+    loop.state = loop.state.replace(step=loop.state.step + 1,
+                                    params=jax.tree_util.tree_map(lambda p: p + 1.0, loop.state.params))
+    logs = {"train_loss": np.float32(losses[epoch]), "eval_loss": np.float32(losses[epoch])}
+    for k, v in logs.items():
+      loop.history.setdefault(k, []).append(v)
+    ckpt.on_epoch_end(loop, epoch, logs)
+  return loop
+
+
+def test_retention_holds_across_resumes(tmp_path):
+  losses = [0.9, 0.2, 0.5, 0.6, 0.7, 0.1, 0.8, 0.9]
+  first = _drive(Checkpointer(tmp_path, keep=1, best_metric="eval_loss"), _state(), 4, losses)
+  assert Checkpointer(tmp_path).all_epochs() == [2, 4]  # the best (0.2) and the last
+  ckpt = Checkpointer(tmp_path, keep=1, best_metric="eval_loss", resume=True)
+  loop = _drive(ckpt, _state(), 8, losses)
+  assert ckpt.resumed_from == 4 and ckpt.all_epochs() == [6, 8]  # keep=1: one plus the best
+  assert [float(v) for v in loop.history["eval_loss"]] == [np.float32(v) for v in losses]
+  assert loop.history["train_loss"][0].dtype == np.float32
+  assert int(loop.state.step) == 8 and int(first.state.step) == 4
+  # A fresh run (no resume) into the folder replaces its checkpoints from its first save.
+  fresh = Checkpointer(tmp_path, keep=3)
+  _drive(fresh, _state(), 2, losses)
+  assert fresh.all_epochs() == [1, 2]
+
+
+def test_resume_restores_state_key_and_history_exactly(tmp_path):
+  losses = np.linspace(1, 0, 6)
+  full = _drive(Checkpointer(tmp_path / "a", keep=2), _state(), 6, losses)
+  _drive(Checkpointer(tmp_path / "b", keep=2), _state(), 3, losses)
+  resumed = _drive(Checkpointer(tmp_path / "b", resume=True), _state(), 6, losses)
+  for a, b in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(resumed.state)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(np.asarray(full.history["train_loss"]), np.asarray(resumed.history["train_loss"]))
+  nothing = _Loop(_state(), jax.random.key(1), 3)
+  Checkpointer(tmp_path / "empty", resume=True).on_train_begin(nothing)  # no checkpoint: a fresh start
+  assert nothing.initial_epoch == 0 and nothing.history == {}
+
+
+def test_resume_with_other_settings_names_every_difference(tmp_path):
+  config = {"lr": 0.001, "epochs": 3, "batch_size": 128, "data": "mnist-5k:sha256=ab12", "quiet": False}
+  _drive(Checkpointer(tmp_path, config=config), _state(), 3, [0.5] * 9)
+  changed = dict(config, lr=0.05, batch_size=64, epochs=9, quiet=True)
+  with pytest.raises(ConfigMismatch) as err:
+    Checkpointer(tmp_path, resume=True, config=changed, allowed_changes=("epochs", "quiet")).on_train_begin(
+        _Loop(_state(), jax.random.key(1), 9))
+  message = str(err.value)
+  assert "\n" not in message and "epoch_3.ckpt" in message
+  assert "batch_size: 128 -> 64; lr: 0.001 -> 0.05" in message and "epochs" not in message.split("(")[1]
+  assert err.value.differences == {"batch_size": (128, 64), "lr": (0.001, 0.05)}
+  assert isinstance(err.value, DataError)
+  with pytest.raises(ConfigMismatch, match=r"data: \"mnist-5k:sha256=ab12\" -> \"mnist-5k:sha256=cd34\""):
+    Checkpointer(tmp_path, resume=True, config=dict(config, data="mnist-5k:sha256=cd34")).restore(
+        _state(), jax.random.key(1))
+  allowed = Checkpointer(tmp_path, resume=True, config=dict(config, epochs=9, quiet=True),
+                         allowed_changes=("epochs", "quiet"))
+  loop = _drive(allowed, _state(), 9, [0.5] * 9)
+  assert loop.initial_epoch == 3 and int(loop.state.step) == 9
+  expected = [{"at_epoch": 3, "setting": "epochs", "from": 3, "to": 9},
+              {"at_epoch": 3, "setting": "quiet", "from": False, "to": True}]
+  assert allowed.changes == expected
+  again = Checkpointer(tmp_path, resume=True, config=dict(config, epochs=9, quiet=True))
+  again.restore(_state(), jax.random.key(1))
+  assert again.changes == expected  # recorded in the later checkpoints too
+
+
+def _tamper(path, old: bytes, new: bytes):
+  raw = path.read_bytes()
+  assert raw.count(old) >= 1, old
+  path.write_bytes(raw.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("what", ["state", "history", "config", "epochs", "truncated", "foreign"])
+def test_tampered_or_damaged_checkpoints_are_one_line_errors(tmp_path, what):
+  config = {"lr": 0.125}
+  ckpt = Checkpointer(tmp_path, config=config)
+  loop = _drive(ckpt, _state(), 2, [0.25, 0.5])
+  path = ckpt.path(2)
+  if what == "state":  # one byte of a parameter array
+    raw = bytearray(path.read_bytes())
+    raw[-20] ^= 1
+    path.write_bytes(bytes(raw))
+  elif what == "history":
+    _tamper(path, b"0.5", b"0.6")
+  elif what == "config":
+    _tamper(path, b"0.125", b"0.126")
+  elif what == "epochs":
+    _tamper(path, b'"epochs_done": 2', b'"epochs_done": 3')
+  elif what == "truncated":
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+  else:
+    path.write_bytes(b"PK\x03\x04 something else entirely")
+  message = "not a jaxphys checkpoint" if what == "foreign" else "do not match their SHA-256 digest"
+  with pytest.raises(DataError, match=message) as err:
+    Checkpointer(tmp_path, config=config).restore(loop.state, loop.key)
+  assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_checkpoints_of_another_model_or_seed_are_refused(tmp_path):
+  ckpt = Checkpointer(tmp_path)
+  _drive(ckpt, _state(), 1, [0.5])
+  with pytest.raises(DataError, match=r"epoch_1.ckpt: parameter .* has shape \(16,\), the model expects \(32,\)"):
+    ckpt.restore(_state((32, 2)), jax.random.key(1))
   with pytest.raises(DataError, match="different key"):
-    ckpt.restore(template, jax.random.key(2))
-  # Damage: truncated array files, a truncated record, and arrays that no longer match the
-  # record's SHA-256 digest (as after an edit that keeps every file readable).
-  record = tmp_path / "c" / "2" / "record" / "metadata"
-  original = record.read_text()
-  edited = json.loads(original)
-  edited["sha256"] = "0" * 64
-  damages = [(record, json.dumps(edited), "do not match their SHA-256 digest"),
-             (record, original[: len(original) // 2], "cannot be read")]
-  for path, text, message in damages:
-    path.write_text(text)
-    with pytest.raises(DataError, match=message) as err:
-      ckpt.restore(template, jax.random.key(1))
-    assert "c/2: checkpoint" in str(err.value) and "\n" not in str(err.value)
-  record.write_text(original)
-  assert ckpt.restore(template, jax.random.key(1))[0] == 2
-  for f in (tmp_path / "c" / "2" / "state").rglob("*"):
-    if f.is_file() and f.stat().st_size:
-      f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
-  with pytest.raises(DataError, match="c/2: checkpoint cannot be read"):
-    ckpt.restore(template, jax.random.key(1))
+    ckpt.restore(_state(), jax.random.key(2))
+  sgd = jp.create_train_state(jax.random.key(0), jp.MLP((16, 2)), optax.sgd(0.1), np.zeros((1, 6), np.float32))
+  with pytest.raises(DataError, match="does not match the model or optimiser"):
+    ckpt.restore(sgd, jax.random.key(1))
+
+
+def test_checkpoint_files_modes_temporaries_and_full_disk(tmp_path, monkeypatch):
+  old = os.umask(0o022)
+  try:
+    ckpt = Checkpointer(tmp_path)
+    _drive(ckpt, _state(), 1, [0.5])
+  finally:
+    os.umask(old)
+  assert oct(ckpt.path(1).stat().st_mode & 0o777) == oct(0o644)
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                        text=True).stdout.strip()
+  leftover = tmp_path / f".epoch_2.ckpt.jaxphys-{dead}-x1.tmp"  # a write killed midway
+  leftover.write_bytes(b"partial")
+  Checkpointer(tmp_path)
+  assert not leftover.exists()
+
+  def full(fd):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "fsync", full)
+  with pytest.raises(OutputError) as err:
+    _drive(Checkpointer(tmp_path, resume=True), _state(), 2, [0.5, 0.5])
+  assert str(err.value) == f"{ckpt.path(2)}: cannot write (No space left on device)"
+  monkeypatch.undo()
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.ckpt"]
+
+
+def test_bad_arguments(tmp_path):
+  for kwargs, message in [({"every": 0}, "every must be a positive integer"),
+                          ({"keep": 1.5}, "keep must be a positive integer"),
+                          ({"best_mode": "up"}, "best_mode must be 'min' or 'max'"),
+                          ({"config": [1]}, "config must be a dict"),
+                          ({"config": {"f": object()}}, "config: not JSON-able"),
+                          ({"allowed_changes": "epochs"}, "allowed_changes must be a sequence")]:
+    with pytest.raises(ValueError, match=message):
+      Checkpointer(tmp_path, **kwargs)
+  with pytest.raises(ValueError, match="best_metric 'eval_auc' is not a logged metric"):
+    _drive(Checkpointer(tmp_path, best_metric="eval_auc"), _state(), 1, [0.5])
 
 
 def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -219,3 +219,45 @@ def test_tensorflow_datasets_is_the_last_source(tmp_path, monkeypatch):
   _write_set(tmp_path / "fashion_mnist", _tiny())
   with tfds.testing.mock_data(num_examples=7, policy=tfds.testing.MockPolicy.USE_CODE):
     assert load_mnist("fashion_mnist", cache_dir=tmp_path, download=False).source != "tfds"
+
+
+def test_a_trickling_server_trips_the_overall_deadline(tmp_path):
+  stop = threading.Event()
+
+  class Trickle(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # 10,000 bytes announced, one sent every 50 ms (over 8 minutes)
+      self.send_response(200)
+      self.send_header("Content-Length", "10000")
+      self.end_headers()
+      for _ in range(10000):
+        if stop.is_set():
+          return
+        self.wfile.write(b"x")
+        self.wfile.flush()
+        stop.wait(0.05)
+
+    def log_message(self, *args):
+      pass
+
+  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+  threading.Thread(target=httpd.serve_forever, daemon=True).start()
+  url = f"http://127.0.0.1:{httpd.server_address[1]}/slow"
+  try:
+    with pytest.raises(DataError) as err:
+      download([url, url + "2"], tmp_path / "f.gz", "0" * 64, timeout=5, deadline=1.0)
+  finally:
+    stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+  msg = str(err.value)
+  assert f"{url}: not complete within the 1 s deadline (" in msg and "bytes received)" in msg
+  assert f"{url}2: not tried (the 1 s deadline had passed)" in msg and "\n" not in msg
+  assert list(tmp_path.iterdir()) == []
+  with pytest.raises(ValueError, match="deadline must be a positive, finite number"):
+    download([url], tmp_path / "f.gz", "0" * 64, deadline=float("inf"))
+
+
+def test_empty_idx_files_are_one_line_errors(tmp_path):
+  write_idx(tmp_path / "images.idx", np.zeros((0, 28, 28), np.uint8))
+  with pytest.raises(DataError, match=r"images.idx: IDX header declares an empty array \(dimensions \(0, 28, 28\)\)"):
+    read_idx(tmp_path / "images.idx")

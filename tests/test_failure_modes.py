@@ -132,3 +132,83 @@ def test_full_disk_while_staging_keeps_the_previous_set(tmp_path, monkeypatch, m
     assert not run.staging.exists() and not list(published_results(out).glob(".*"))
     if disk is not None:
       (disk / "filler").unlink()
+
+
+# ------------------------------------------------------------------ two runs at once
+
+_RACER = textwrap.dedent("""
+    import sys, time
+    from jaxphys._io import atomic_write_bytes
+    from jaxphys.errors import RunLocked
+    from jaxphys.runs import RunDirectory
+    out, me, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    time.sleep(max(0.0, start - time.time()))
+    try:
+      with RunDirectory(out) as run:
+        for name in ("results.json", "params.msgpack"):
+          atomic_write_bytes(run.staging / name, me.encode())
+          time.sleep(0.2)
+        run.publish()
+    except RunLocked as e:
+      print(e)
+      sys.exit(2)
+""")
+
+
+def test_two_runs_started_together_one_is_refused(tmp_path):
+  out = tmp_path / "out"
+  start = time.time() + 3.0  # both past their imports
+  procs = [_child(_RACER, out, name, start) for name in ("a", "b")]
+  codes = [p.wait(timeout=120) for p in procs]
+  assert sorted(codes) == [0, 2], [p.stderr.read() for p in procs]
+  winner, loser = (procs[0], procs[1]) if codes[0] == 0 else (procs[1], procs[0])
+  refusal = loser.stdout.read().strip()
+  assert refusal.startswith(f"{out}: another run is using this output folder (process {winner.pid})")
+  name = "a" if winner is procs[0] else "b"
+  folder = published_results(out)
+  assert {(folder / n).read_text() for n in ("results.json", "params.msgpack")} == {name}
+
+
+# ------------------------------------------------------------------ checkpoint writes
+
+_CHECKPOINTING = textwrap.dedent("""
+    import sys, jax, numpy as np, optax, jaxphys as jp
+    from jaxphys.checkpoint import Checkpointer
+    state = jp.create_train_state(jax.random.key(0), jp.MLP((1024, 1024, 2)), optax.adam(1e-3),
+                                  np.zeros((1, 512), np.float32))
+    ckpt = Checkpointer(sys.argv[1], keep=2, best_metric="eval_loss", resume=True)
+    restored = ckpt.restore(state, jax.random.key(1))
+    start = 1 if restored is None else restored[0] + 1
+    state = state if restored is None else restored[1]
+    for epoch in range(start, start + 10**6):
+      state = state.replace(step=state.step + 1)
+      ckpt.save(epoch, state, jax.random.key(1), {"eval_loss": [1.0 / epoch] * epoch})
+      if epoch == start:
+        print("saved", flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_while_checkpointing_leaves_only_complete_checkpoints(tmp_path):
+  from jaxphys.checkpoint import Checkpointer
+
+  import jax
+  import optax
+  import jaxphys as jp
+
+  rng = np.random.default_rng(int(time.time()))
+  template = jp.create_train_state(jax.random.key(0), jp.MLP((1024, 1024, 2)), optax.adam(1e-3),
+                                   np.zeros((1, 512), np.float32))
+  for _ in range(3):
+    proc = _child(_CHECKPOINTING, tmp_path)
+    assert proc.stdout.readline().strip() == "saved", proc.stderr.read()
+    time.sleep(rng.uniform(0.0, 1.0))
+    proc.kill()
+    proc.wait()
+    ckpt = Checkpointer(tmp_path)  # removes the killed write's temporary file
+    assert not list(tmp_path.glob(".*")), list(tmp_path.glob(".*"))
+    epochs = ckpt.all_epochs()
+    assert 1 <= len(epochs) <= 3  # the last 2 and the best, plus one if killed before pruning
+    for e in epochs:  # every checkpoint left is complete and verifies
+      done, state, history = ckpt.restore(template, jax.random.key(1), e)
+      assert done == e and int(state.step) == e and len(history["eval_loss"]) == e

@@ -1,6 +1,7 @@
 """The UCI SUSY reader and writer on small files in the exact format."""
 
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -113,3 +114,62 @@ def test_bad_arguments_and_files(tmp_path):
   (tmp_path / "t.csv.gz").write_bytes(gzip.compress(b"0,1,2\n" * 100)[:-10])
   with pytest.raises(DataError, match="t.csv.gz"):
     load_susy(tmp_path / "t.csv.gz")
+
+
+def _cached(tmp_path, n=40):
+  x, y = _random_events(n)
+  src = write_susy(tmp_path / "s.csv", x, y)
+  cache = tmp_path / "cache"
+  load_susy(src, cache_dir=cache)
+  (npy,) = cache.glob("*.npy")
+  return x, y, src, cache, npy
+
+
+@pytest.mark.parametrize("damage,problem", [
+    ("label", "label 7 is not 0 or 1"),
+    ("nan", "column 5 is nan"),
+    ("dtype", "holds float64"),
+    ("shape", r"holds float32 \(40, 18\)"),
+    ("truncated", "npy"),
+])
+def test_a_damaged_cache_is_detected_and_read_again(tmp_path, damage, problem):
+  x, y, src, cache, npy = _cached(tmp_path)
+  table = np.load(npy)
+  if damage == "label":
+    table[2, 0] = 7
+  elif damage == "nan":
+    table[3, 4] = np.nan
+  elif damage == "dtype":
+    table = table.astype(np.float64)
+  elif damage == "shape":
+    table = table[:, 1:]
+  if damage == "truncated":
+    npy.write_bytes(npy.read_bytes()[:100])
+  else:
+    np.save(npy, table)
+  with pytest.warns(RuntimeWarning, match=f"damaged SUSY cache.*{problem}"):
+    x2, y2 = load_susy(src, cache_dir=cache)
+  np.testing.assert_array_equal(x2, x)
+  np.testing.assert_array_equal(y2, y)
+  np.testing.assert_array_equal(np.load(npy)[:, 1:], x)  # written again, valid
+
+
+def test_the_cache_follows_the_content_not_size_and_time(tmp_path, monkeypatch):
+  x, y, src, cache, npy = _cached(tmp_path)
+  stat = src.stat()
+  text = bytearray(src.read_bytes())
+  second = text.index(b",") + 1  # the first row's first feature: one digit changed
+  text[second + 2] = ord("1") if text[second + 2] != ord("1") else ord("2")
+  src.write_bytes(bytes(text))  # same size
+  os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same modification time
+  x_new = np.loadtxt(src, delimiter=",", dtype=np.float32)[:, 1:]
+  assert not np.array_equal(x_new, x)
+  assert src.stat().st_mtime_ns == stat.st_mtime_ns and src.stat().st_size == stat.st_size
+  np.testing.assert_array_equal(load_susy(src, cache_dir=cache)[0], x_new)
+  assert len(list(cache.glob("*.npy"))) == 2  # one per content
+  # Unchanged, the file is not hashed again.
+  from jaxphys.data import susy
+  calls = []
+  monkeypatch.setattr(susy, "sha256_of", lambda p: calls.append(p) or "0" * 64)
+  np.testing.assert_array_equal(load_susy(src, cache_dir=cache)[0], x_new)
+  assert calls == []

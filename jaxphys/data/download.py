@@ -6,18 +6,27 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Sequence
 
+from jaxphys._io import file_mode
 from jaxphys.errors import DataError
 
 __all__ = ["download", "sha256_of"]
 
 
 def sha256_of(path) -> str:
-  """Hex SHA-256 digest of the file at ``path``, read in 1 MiB blocks."""
+  """Hex SHA-256 digest of the file at ``path``, read in 1 MiB blocks.
+
+  >>> import tempfile, pathlib
+  >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+  >>> _ = path.write_bytes(b"abc")
+  >>> sha256_of(path)[:16]
+  'ba7816bf8f01cfea'
+  """
   h = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
@@ -25,36 +34,56 @@ def sha256_of(path) -> str:
   return h.hexdigest()
 
 
-def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0) -> Path:
+def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0,
+             deadline: float = 600.0) -> Path:
   """Fetches the first of ``urls`` whose content has SHA-256 ``sha256`` to ``dest``.
 
   Each attempt streams into a temporary file beside ``dest``, hashing as it goes; only
   a complete file with the right hash is renamed onto ``dest``, so an interrupted,
   truncated or corrupted transfer never leaves a file that looks valid.
 
+  Args:
+    urls: mirrors, tried in order.
+    dest: the file to write (its folder is created).
+    sha256: the expected hex digest.
+    timeout: seconds one network operation (connecting, one read) may wait.
+    deadline: seconds the whole call may take, all mirrors together (a server that
+      sends a byte now and then never trips ``timeout``, but trips this).
+
+  Returns:
+    ``dest``.
+
   Raises:
-    DataError: every URL failed; the message lists each one's reason.
+    DataError: every URL failed, or the deadline passed; the message lists each URL's
+      reason.
+
+  >>> import tempfile, pathlib
+  >>> folder = pathlib.Path(tempfile.mkdtemp())
+  >>> _ = (folder / "mirror.bin").write_bytes(b"abc")
+  >>> url = (folder / "mirror.bin").as_uri()
+  >>> download([url], folder / "copy.bin", sha256_of(folder / "mirror.bin")).read_bytes()
+  b'abc'
   """
+  for name, value in (("timeout", timeout), ("deadline", deadline)):
+    if not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+      raise ValueError(f"download: {name} must be a positive, finite number of seconds, got {value!r}")
   dest = Path(dest)
   dest.parent.mkdir(parents=True, exist_ok=True)
+  end = time.monotonic() + deadline
   failures = []
   for url in urls:
+    left = end - time.monotonic()
+    if left <= 0:
+      failures.append(f"{url}: not tried (the {deadline:g} s deadline had passed)")
+      continue
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-      h = hashlib.sha256()
-      with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-        size = resp.headers.get("Content-Length")
-        received = 0
-        for block in iter(lambda: resp.read(1 << 20), b""):
-          h.update(block)
-          out.write(block)
-          received += len(block)
-      if size is not None and received != int(size):
-        failures.append(f"{url}: truncated ({received} of {size} bytes)")
-      elif h.hexdigest() != sha256:
-        failures.append(f"{url}: SHA-256 mismatch (got {h.hexdigest()[:12]}..., "
-                        f"expected {sha256[:12]}...)")
+      with os.fdopen(fd, "wb") as out:
+        failure = _fetch(url, out, sha256, min(timeout, left), end, deadline)
+      if failure:
+        failures.append(f"{url}: {failure}")
       else:
+        os.chmod(tmp, file_mode())
         os.replace(tmp, dest)
         return dest
     except urllib.error.HTTPError as e:
@@ -64,3 +93,25 @@ def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0) -> P
     finally:
       Path(tmp).unlink(missing_ok=True)
   raise DataError(f"{dest.name}: download failed: " + "; ".join(failures))
+
+
+def _fetch(url: str, out, sha256: str, timeout: float, end: float, deadline: float) -> str:
+  """Streams ``url`` into ``out``; "" if complete with the right digest, else why not."""
+  h = hashlib.sha256()
+  received = 0
+  with urllib.request.urlopen(url, timeout=timeout) as resp:
+    size = resp.headers.get("Content-Length")
+    while True:
+      if time.monotonic() > end:
+        return f"not complete within the {deadline:g} s deadline ({received} bytes received)"
+      block = resp.read1(1 << 16)  # returns what one read gives: the deadline is checked often
+      if not block:
+        break
+      h.update(block)
+      out.write(block)
+      received += len(block)
+  if size is not None and received != int(size):
+    return f"truncated ({received} of {size} bytes)"
+  if h.hexdigest() != sha256:
+    return f"SHA-256 mismatch (got {h.hexdigest()[:12]}..., expected {sha256[:12]}...)"
+  return ""

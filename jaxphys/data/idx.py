@@ -42,11 +42,17 @@ def read_idx(path) -> np.ndarray:
   """Reads an IDX file (raw or gzip) into a native-endian NumPy array.
 
   Checks the magic number, the dtype code, the dimensions and that the data length
-  matches them exactly; any violation raises :class:`~jaxphys.errors.DataError` naming
-  the file.
+  matches them exactly, and that the array is not empty; any violation raises
+  :class:`~jaxphys.errors.DataError` naming the file.
 
   Returns:
     array of shape ``dims`` and the file's dtype (uint8 for MNIST).
+
+  >>> import tempfile, pathlib
+  >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels.idx.gz"
+  >>> write_idx(path, np.array([3, 1, 4], np.uint8))
+  >>> read_idx(path)
+  array([3, 1, 4], dtype=uint8)
   """
   path = Path(path)
   data = _read_bytes(path)
@@ -63,6 +69,8 @@ def read_idx(path) -> np.ndarray:
   if len(data) < header:
     raise DataError(f"{path}: truncated IDX header ({len(data)} bytes, need {header})")
   dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, offset=4))
+  if 0 in dims:  # e.g. 0 images: nothing to train or test on
+    raise DataError(f"{path}: IDX header declares an empty array (dimensions {dims})")
   dtype = IDX_DTYPES[code]
   expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
   found = len(data) - header
@@ -76,6 +84,12 @@ def write_idx(path, array) -> None:
   """Writes ``array`` as IDX, gzip-compressed (mtime 0) if ``path`` ends in ``.gz``.
 
   The file appears atomically: a crash never leaves a partial file under ``path``.
+
+  >>> import tempfile, pathlib
+  >>> path = pathlib.Path(tempfile.mkdtemp()) / "images.idx"
+  >>> write_idx(path, np.zeros((2, 28, 28), np.uint8))
+  >>> read_idx(path).shape
+  (2, 28, 28)
   """
   path = Path(path)
   array = np.asarray(array)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -101,7 +101,13 @@ class ImageDataset:
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-  """uint8 images -> float32 in ``[0, 1]`` (same shape)."""
+  """uint8 images -> float32 in ``[0, 1]`` (same shape).
+
+  >>> import numpy as np
+  >>> from jaxphys.data import to_float
+  >>> to_float(np.array([0, 51, 255], np.uint8))
+  array([0. , 0.2, 1. ], dtype=float32)
+  """
   return np.asarray(images, np.float32) / 255.0
 
 
@@ -165,9 +171,30 @@ def _from_tfds(spec: DatasetSpec) -> ImageDataset:
   return ImageDataset(spec.name, x_train, y_train, x_test, y_test, spec.class_names, "tfds")
 
 
-def load_idx_dataset(spec: DatasetSpec, data_dir=None, *, cache_dir=None, download: bool = True,
+def load_idx_dataset(spec: DatasetSpec, data_dir: Union[str, os.PathLike, None] = None, *,
+                     cache_dir: Union[str, os.PathLike, None] = None, download: bool = True,
                      use_tfds: bool = True, timeout: float = 30.0) -> ImageDataset:
-  """Loads the IDX data set described by ``spec``; see the module docstring for sources."""
+  """Loads the IDX data set described by ``spec``; see the module docstring for sources.
+
+  Args:
+    spec: file names, mirrors and checksums, e.g. ``DATASETS["mnist"]``.
+    data_dir: a directory holding the four files (directly or in ``<spec.name>/``).
+    cache_dir: where downloads go (default ``$JAXPHYS_CACHE`` or ``~/.cache/jaxphys``).
+    download: allow downloading from ``spec.mirrors``.
+    use_tfds: allow TensorFlow Datasets as the last source.
+    timeout: seconds per download attempt.
+
+  Raises:
+    jaxphys.errors.DataError: no source has the data set, or a file is malformed; one
+      line naming the file or the sources tried.
+
+  >>> import tempfile
+  >>> from jaxphys.data import DATASETS, load_idx_dataset
+  >>> load_idx_dataset(DATASETS["mnist"], tempfile.mkdtemp())
+  Traceback (most recent call last):
+  ...
+  jaxphys.errors.DataError: ...: no mnist IDX files here or in mnist/ (missing: ...)
+  """
   if data_dir is not None:
     d = _complete_dir(Path(data_dir), spec)
     if d is None:
@@ -205,9 +232,22 @@ def load_idx_dataset(spec: DatasetSpec, data_dir=None, *, cache_dir=None, downlo
       f"({'; '.join(reasons) if reasons else 'download disabled'})")
 
 
-def load_mnist(name: str = "mnist", data_dir=None, **kwargs) -> ImageDataset:
+def load_mnist(name: str = "mnist", data_dir: Union[str, os.PathLike, None] = None,
+               **kwargs) -> ImageDataset:
   """Loads ``"mnist"``, ``"fashion_mnist"`` or ``"kmnist"``; keyword arguments as
-  :func:`load_idx_dataset`. Images ``(n, 28, 28, 1)`` uint8, labels ``(n,)`` int32."""
+  :func:`load_idx_dataset`. Images ``(n, 28, 28, 1)`` uint8, labels ``(n,)`` int32.
+
+  >>> import tempfile
+  >>> import numpy as np
+  >>> from jaxphys.data import load_mnist, write_idx
+  >>> folder = tempfile.mkdtemp()
+  >>> for split, n in (("train", 6), ("t10k", 4)):
+  ...   write_idx(f"{folder}/{split}-images-idx3-ubyte.gz", np.zeros((n, 28, 28), np.uint8))
+  ...   write_idx(f"{folder}/{split}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8))
+  >>> ds = load_mnist("mnist", folder)
+  >>> ds.x_train.shape, ds.y_test.tolist(), ds.class_names[:3]
+  ((6, 28, 28, 1), [0, 1, 2, 3], ('0', '1', '2'))
+  """
   if name not in DATASETS:
     raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
   return load_idx_dataset(DATASETS[name], data_dir, **kwargs)

@@ -14,13 +14,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
+import warnings
 import zlib
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from jaxphys._io import atomic_open
+from jaxphys._io import atomic_open, write_json
+from jaxphys.data.download import sha256_of
 from jaxphys.errors import DataError
 
 __all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "split_rows", "write_susy"]
@@ -39,7 +42,11 @@ _NCOLS = 19
 
 
 def susy_columns(features: str = "all") -> tuple[str, ...]:
-  """Names of the columns of ``features`` (``"low"``: 8, ``"high"``: 10, ``"all"``: 18)."""
+  """Names of the columns of ``features`` (``"low"``: 8, ``"high"``: 10, ``"all"``: 18).
+
+  >>> susy_columns("low")[:3]
+  ('lepton_1_pT', 'lepton_1_eta', 'lepton_1_phi')
+  """
   if features not in FEATURE_SETS:
     raise DataError(f"features must be one of {', '.join(FEATURE_SETS)}, got {features!r}")
   return SUSY_COLUMNS[FEATURE_SETS[features]]
@@ -47,7 +54,11 @@ def susy_columns(features: str = "all") -> tuple[str, ...]:
 
 def split_rows(n: int, split: str) -> slice:
   """Rows of ``split`` (``"train"``, ``"valid"``, ``"test"``) in a table of ``n`` rows:
-  the official 80 / 10 / 10 % in file order (4,000,000 / 500,000 / 500,000 of the real file)."""
+  the official 80 / 10 / 10 % in file order (4,000,000 / 500,000 / 500,000 of the real file).
+
+  >>> split_rows(5_000_000, "test")
+  slice(4500000, 5000000, None)
+  """
   if split not in SPLITS:
     raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
   lo, hi = SPLITS[split]
@@ -133,10 +144,42 @@ def _parse(path: Path, n_rows: Optional[int]) -> np.ndarray:
   return out
 
 
-def _cache_file(path: Path, cache_dir: Path) -> Path:
-  st = path.stat()
-  tag = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-  return cache_dir / f"{path.name}.{tag}.npy"
+def _source_digest(path: Path, cache_dir: Path) -> str:
+  """SHA-256 of the file ``path``'s content. Remembered in ``cache_dir`` with the file's
+  identity (size, modification and status-change times, inode, device): hashed again
+  whenever any of these differ. The status-change time cannot be set back, so a file
+  replaced by another of the same size and modification time is hashed again."""
+  resolved = path.resolve()
+  st = resolved.stat()
+  identity = {"path": str(resolved), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+              "ctime_ns": st.st_ctime_ns, "inode": st.st_ino, "device": st.st_dev}
+  index = cache_dir / f"{path.name}.{hashlib.sha256(str(resolved).encode()).hexdigest()[:12]}.source.json"
+  try:
+    known = json.loads(index.read_text())
+    if known["identity"] == identity and len(known["sha256"]) == 64:
+      return known["sha256"]
+  except (OSError, ValueError, KeyError, TypeError):
+    pass
+  digest = sha256_of(resolved)
+  write_json(index, {"identity": identity, "sha256": digest})
+  return digest
+
+
+def _load_cache(cached: Path):
+  """``(labels, inputs)`` from the cache file ``cached`` if it holds a valid table; None
+  (after a warning, and the file removed) if it is damaged or edited."""
+  try:
+    table = np.load(cached, allow_pickle=False, mmap_mode="r")
+    if table.dtype != np.float32 or table.ndim != 2 or table.shape[1] != _NCOLS or not len(table):
+      raise DataError(f"{cached}: holds {table.dtype} {table.shape}, not float32 (rows, {_NCOLS})")
+    _validate(cached, table[:, 0], table[:, 1:])
+  except (OSError, ValueError) as e:  # DataError included
+    problem = str(e) if isinstance(e, DataError) else f"{cached}: {(str(e).splitlines() or [''])[0]}"
+    warnings.warn(f"damaged SUSY cache, read from the source again: {problem}", RuntimeWarning,
+                  stacklevel=3)
+    cached.unlink(missing_ok=True)
+    return None
+  return table[:, 0], table[:, 1:]
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -155,8 +198,10 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
     features: ``"low"`` (8 columns), ``"high"`` (10) or ``"all"`` (18); see
       :func:`susy_columns` for their names.
     n_rows: read only the first ``n_rows`` rows of the file (before splitting).
-    cache_dir: if given, the parsed file is kept there as ``.npy`` (keyed by path, size
-      and modification time) and later loads read it instead (no pickle).
+    cache_dir: if given, the parsed file is kept there as ``.npy`` (no pickle), keyed by
+      the SHA-256 of the file's content, and later loads read it instead; it is checked
+      on every load (shape, dtype, labels in {0, 1}, finite values) and read from the
+      source again, with a warning, if it is damaged.
 
   Returns:
     ``x`` float32 ``(n, k)`` and ``y`` int32 ``(n,)`` in {0, 1}.
@@ -164,6 +209,13 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
   Raises:
     DataError: one line with the file and line number: a wrong column count, a
       non-numeric field, a label other than 0/1, a NaN or infinite value, an empty file.
+
+  >>> import tempfile, pathlib
+  >>> folder = pathlib.Path(tempfile.mkdtemp())
+  >>> path = write_susy(folder / "SUSY.csv", np.ones((10, 18)), np.arange(10) % 2)
+  >>> x, y = load_susy(path, split="test", cache_dir=folder / "cache")
+  >>> x.shape, y.tolist()
+  ((1, 18), [1])
   """
   path = Path(path)
   if split is not None and split not in SPLITS:
@@ -175,10 +227,12 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
     raise DataError(f"n_rows must be a positive integer, got {n_rows!r}")
   if not path.is_file():
     raise DataError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
-  cached = None if cache_dir is None or n_rows is not None else _cache_file(path, Path(cache_dir))
-  if cached is not None and cached.is_file():
-    table = np.load(cached, allow_pickle=False, mmap_mode="r")
-    labels, inputs = table[:, 0], table[:, 1:]
+  cached = loaded = None
+  if cache_dir is not None and n_rows is None:
+    cached = Path(cache_dir) / f"{path.name}.{_source_digest(path, Path(cache_dir))[:16]}.npy"
+    loaded = _load_cache(cached) if cached.is_file() else None
+  if loaded is not None:
+    labels, inputs = loaded
   else:
     labels, inputs = _read(path, n_rows)
     _validate(path, labels, inputs)
@@ -211,7 +265,12 @@ def write_susy(path, x, y) -> Path:
   """Writes ``x`` ``(n, 18)`` and labels ``y`` ``(n,)`` in {0, 1} as a SUSY file.
 
   Same format as the UCI file (label first, 19 columns, scientific notation, no
-  header), gzip'd if ``path`` ends in ``.gz``; written atomically.
+  header), gzip'd if ``path`` ends in ``.gz``; written atomically. Returns ``path``.
+
+  >>> import tempfile, pathlib
+  >>> path = write_susy(pathlib.Path(tempfile.mkdtemp()) / "s.csv", np.zeros((1, 18)), [1])
+  >>> path.read_text()[:30]
+  '1.000000000000000000e+00,0.000'
   """
   path = Path(path)
   x = np.asarray(x, np.float64)
