@@ -34,7 +34,7 @@ PRESETS = {
     "softmax": dict(epochs=30, lr=5e-3, augmentation="shift", dropout=0.0),
     "mlp": dict(epochs=30, lr=1e-3, augmentation="shift", dropout=0.2),
     "cnn": dict(epochs=30, lr=1e-3, augmentation="shift", dropout=0.0),
-    "resnet": dict(epochs=30, lr=2e-3, augmentation="full", dropout=0.0),
+    "resnet": dict(epochs=40, lr=2e-3, augmentation="full", dropout=0.0),
 }
 # The rungs of the ladder (no --model): (model, augmentation; None: the model's preset).
 LADDER = (("softmax", None), ("mlp", None), ("cnn", None), ("cnn", "full"), ("resnet", "full"))
