@@ -14,7 +14,7 @@ from typing import Optional
 
 __all__ = ["environment", "git_commit", "compiler_settings"]
 
-_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "jaxphys")
+_PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "jaxphys")
 # jax.config flags that change the numbers a program computes.
 _JAX_FLAGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_threefry_partitionable",
               "jax_default_prng_impl", "jax_numpy_rank_promotion")

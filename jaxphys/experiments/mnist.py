@@ -25,7 +25,8 @@ import jaxphys as jp
 from jaxphys import augment, data
 from jaxphys.experiments import base, mnist_report
 from jaxphys.experiments.cli import run_experiment
-from jaxphys.experiments.runner import data_identity, open_run, run_identity, training_callbacks
+from jaxphys.experiments.runner import (data_identity, open_run, resume_record, run_identity,
+                                        training_callbacks)
 
 MODELS = ("softmax", "mlp", "cnn", "resnet")
 AUGMENTATIONS = ("none", "shift", "full")
@@ -168,7 +169,8 @@ def train_one(config: Config, ds: data.ImageDataset, staging: Path, checkpoints:
                           batch_size=split["batch_size"], callbacks=callbacks, eval_data=valid,
                           eval_step=jp.make_eval_step(model.apply, jp.softmax_cross_entropy))
   wall = time.perf_counter() - start
-  return mnist_report.report(config, ds, model, state, history, split, staging, aug, plot_key, wall)
+  return mnist_report.report(config, ds, model, state, history, split, staging, aug, plot_key,
+                             {"wall_seconds": wall, "resume": resume_record(callbacks)})
 
 
 def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None) -> dict:

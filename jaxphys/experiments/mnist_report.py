@@ -49,8 +49,9 @@ def _test_metrics(model, state, x_test, y_test, class_names) -> dict:
           "_pred": pred}
 
 
-def report(config, ds, model, state, history, split, staging: Path, aug, key, wall: float) -> dict:
-  """Evaluates the selected ``state`` on the test set and writes ``staging``'s files."""
+def report(config, ds, model, state, history, split, staging: Path, aug, key, extra: dict) -> dict:
+  """Evaluates the selected ``state`` on the test set and writes ``staging``'s files;
+  ``extra`` (wall time, resumption) goes into the results as it is."""
   (x, y), (x_test, y_test) = split["train"], split["test"]
   test = _test_metrics(model, state, x_test, y_test, ds.class_names)
   pred = test.pop("_pred")
@@ -62,7 +63,7 @@ def report(config, ds, model, state, history, split, staging: Path, aug, key, wa
       "config": dataclasses.asdict(config), "data_source": ds.source, "data_sha256": split["identity"],
       "n_train": int(len(x)), "n_valid": int(len(split["valid"][1])), "n_test": int(len(x_test)),
       "batch_size": split["batch_size"], "selected": _selected(config, history), **test,
-      "train_seconds": float(epoch_s.sum()), "wall_seconds": wall,
+      "train_seconds": float(epoch_s.sum()), **extra,
       "images_per_second": len(x) / float(np.median(epoch_s[1:] if len(epoch_s) > 1 else epoch_s)),
       "history": hist, "environment": environment()}
   write_json(staging / "results.json", results)

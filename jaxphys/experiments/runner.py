@@ -18,7 +18,8 @@ from jaxphys.experiments.console import Console, EpochLines
 from jaxphys.experiments.environment import environment
 from jaxphys.runs import RunDirectory
 
-__all__ = ["open_run", "training_callbacks", "data_identity", "write_json", "run_identity"]
+__all__ = ["open_run", "training_callbacks", "data_identity", "write_json", "run_identity",
+           "resume_record"]
 
 LOG = "log.txt"
 
@@ -120,3 +121,12 @@ def training_callbacks(config, *, say: Console, staging: Path, checkpoints: Path
   if not config.quiet:
     callbacks.append(cb.ProgressBar())
   return callbacks
+
+
+def resume_record(callbacks) -> dict:
+  """What a resumed training restored and which allowed settings changed (for results.json):
+  ``{"resumed_from": epochs or None, "changes": [{"at_epoch", "setting", "from", "to"}, ...]}``."""
+  for c in callbacks:
+    if isinstance(c, cb.Checkpointer):
+      return {"resumed_from": c.resumed_from, "changes": list(c.changes)}
+  return {"resumed_from": None, "changes": []}
