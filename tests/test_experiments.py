@@ -4,6 +4,7 @@ leave the previous result untouched."""
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import jax
@@ -100,34 +101,56 @@ def test_quickstart_runs_and_publishes_when_given_out(tmp_path, capsys):
 
 def test_resume_continues_to_the_uninterrupted_result(tiny, tmp_path):
   flags = ["--model", "mlp", "--epochs", "3", "--checkpoint-every", "1"]
-  assert _run_mnist(tiny, tmp_path / "full", *flags) == 0
-  assert _run_mnist(tiny, tmp_path / "cut", *flags[:3], "2", *flags[4:], "--schedule", "constant") == 0
-  assert _run_mnist(tiny, tmp_path / "full2", *flags, "--schedule", "constant") == 0
-  # More epochs with a constant schedule: allowed, and equal to training 3 epochs at once.
-  assert _run_mnist(tiny, tmp_path / "cut", *flags, "--schedule", "constant", "--resume") == 0
-  _, resumed = _published(tmp_path / "cut")
-  _, full = _published(tmp_path / "full2")
+  assert _run_mnist(tiny, tmp_path, *flags) == 0
+  _, full = _published(tmp_path)
+  (tmp_path / "checkpoints" / "epoch_3.ckpt").unlink()  # as if killed during epoch 3
+  assert _run_mnist(tiny, tmp_path, *flags, "--resume") == 0
+  _, resumed = _published(tmp_path)
+  assert resumed["resume"] == {"resumed_from": 2, "changes": []}
   assert resumed["history"]["train_loss"] == full["history"]["train_loss"]
   assert resumed["test_accuracy"] == full["test_accuracy"]
+
+
+def test_more_epochs_on_a_constant_schedule_are_allowed_and_recorded(tiny, tmp_path):
+  flags = ["--model", "mlp", "--checkpoint-every", "1", "--schedule", "constant"]
+  assert _run_mnist(tiny, tmp_path / "cut", *flags, "--epochs", "2") == 0
+  assert _run_mnist(tiny, tmp_path / "cut", *flags, "--epochs", "3", "--resume") == 0
+  assert _run_mnist(tiny, tmp_path / "full", *flags, "--epochs", "3") == 0
+  _, resumed = _published(tmp_path / "cut")
+  _, full = _published(tmp_path / "full")
+  assert resumed["resume"]["resumed_from"] == 2
+  assert [(c["setting"], c["from"], c["to"]) for c in resumed["resume"]["changes"]] == [("epochs", 2, 3)]
+  assert resumed["history"]["train_loss"] == full["history"]["train_loss"]
+  assert resumed["test_accuracy"] == full["test_accuracy"]
+
+
+RESUMABLE = ["--model", "mlp", "--epochs", "2", "--checkpoint-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tiny, tmp_path_factory):
+  """A finished, checkpointed MLP run (copied by each test that resumes it)."""
+  out = tmp_path_factory.mktemp("checkpointed") / "out"
+  assert _run_mnist(tiny, out, *RESUMABLE) == 0
+  return out
 
 
 @pytest.mark.parametrize("change, name", [
     (["--lr", "0.05"], "lr"), (["--epochs", "3"], "epochs"), (["--batch-size", "8"], "batch_size"),
     (["--max-train", "50"], "max_train"), (["--augmentation", "none"], "augmentation"),
     (["--l2", "0.01"], "l2"), (["--seed", "1"], "seed"), (["--val-fraction", "0.2"], "val_fraction"),
-    (["--dropout", "0.5"], "dropout"),
+    (["--dropout", "0.5"], "dropout"), (["--schedule", "constant"], "schedule"),
 ])
-def test_resume_with_a_changed_setting_is_refused(tiny, tmp_path, capsys, change, name):
-  flags = ["--model", "mlp", "--epochs", "2", "--checkpoint-every", "1"]
-  assert _run_mnist(tiny, tmp_path, *flags) == 0
-  _, before = _published(tmp_path)
-  code = _run_mnist(tiny, tmp_path, *flags, "--resume", *change[:2]) if change[0] != "--epochs" else \
-      _run_mnist(tiny, tmp_path, *flags[:3], change[1], *flags[4:], "--resume")
+def test_resume_with_a_changed_setting_is_refused(tiny, checkpointed, tmp_path, capsys, change, name):
+  out = tmp_path / "out"
+  shutil.copytree(checkpointed, out, symlinks=True)
+  _, before = _published(out)
+  code = _run_mnist(tiny, out, *RESUMABLE, "--resume", *change)  # the last value of a flag counts
   err = capsys.readouterr().err.strip().splitlines()
   assert code == 2 and len(err) == 1 and name in err[0], err
-  _, after = _published(tmp_path)
+  _, after = _published(out)
   assert after == before  # the refused run left the published result as it was
-  assert list((tmp_path / "failures").iterdir())
+  assert list((out / "failures").iterdir())
 
 
 def test_resume_with_only_quiet_changed_is_allowed(tiny, tmp_path):

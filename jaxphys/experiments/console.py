@@ -42,8 +42,8 @@ class Console:
 
 def _format(value) -> str:
   """A number, or the mean of a vmapped run's numbers."""
-  v = np.asarray(value, dtype=np.float64)
-  return f"{float(v):.4g}" if v.size == 1 else f"{float(v.mean()):.4g} (mean of {v.size})"
+  v = np.asarray(value, dtype=np.float64).ravel()
+  return f"{v[0]:.4g}" if v.size == 1 else f"{v.mean():.4g} (mean of {v.size})"
 
 
 class EpochLines(Callback):
