@@ -99,8 +99,10 @@ def data_identity(*arrays) -> str:
 
 
 def run_identity(config, data: str) -> dict:
-  """The checkpoint's record of a run: every setting and the data's identity."""
-  return {**dataclasses.asdict(config), "data": data}
+  """The checkpoint's record of a run: every setting (but ``resume`` itself) and the data's
+  identity."""
+  settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "resume"}
+  return {**settings, "data": data}
 
 
 def training_callbacks(config, *, say: Console, staging: Path, checkpoints: Path, identity: dict,
