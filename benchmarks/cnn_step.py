@@ -10,7 +10,7 @@ that lets the previous framework's worker threads go idle.
 
     python benchmarks/cnn_step.py [--rounds 10] [--steps 3] [--threads 2]
 
-jaxphys's step is compiled as ``fit`` compiles it (``jaxphys.compiler_options``); a
+jaxphys's step is compiled as ``fit`` compiles it (``jaxphys.train._backend``); a
 frozen layer's parameters pass through ``jax.lax.stop_gradient``, so XLA drops the
 gradient's computation. PyTorch's frozen layers have ``requires_grad=False``.
 ``benchmarks/conv_pieces.py`` times the same convolutions alone.
@@ -38,6 +38,7 @@ def jaxphys_steps(x, y) -> dict:
   import jax
   import optax
   import jaxphys as jp
+  from jaxphys.train import _backend
 
   model, tx = jp.CNN(), optax.adam(LR)
   batch, key = {"x": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}, jax.random.key(1)
@@ -49,7 +50,8 @@ def jaxphys_steps(x, y) -> dict:
 
     step = jp.make_train_step(apply, jp.softmax_cross_entropy, tx)
     state = [jp.create_train_state(jax.random.key(0), model, tx, x)]
-    compiled = jax.jit(step).lower(state[0], batch, key).compile(jp.compiler_options(convolutions=True))
+    options = _backend.options(jax.default_backend(), convolutions=True, dot_flops=0)
+    compiled = _backend.jit(step.unjitted, options).lower(state[0], batch, key).compile()
 
     def run(compiled=compiled, state=state):
       state[0], _ = compiled(state[0], batch, key)

@@ -11,7 +11,7 @@ each other first.
     python benchmarks/conv_pieces.py [--frameworks xla xla-defaults torch torch-cl]
         [--repeats 10] [--batch 128] [--threads 2]
 
-``xla``: ``jaxphys.compiler_options(convolutions=True)`` (convolutions on Eigen);
+``xla``: ````jaxphys.train._backend.options(..., convolutions=True)```` (convolutions on Eigen);
 ``xla-defaults``: XLA's own options (convolutions on YNNPACK); ``torch``: NCHW tensors,
 as ``benchmarks/training.py`` trains; ``torch-cl``: channels-last tensors. For how a
 piece scales with cores, run XLA alone on one (``taskset -c 0 ... --frameworks xla``).
@@ -54,7 +54,8 @@ def xla_pieces(x, w, g, jaxphys_options: bool) -> dict:
          "input gradient": lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0],
          "kernel gradient": lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0]}
   args = [jax.device_put(a) for a in (x, w, g)]
-  options = jp.compiler_options(convolutions=True) if jaxphys_options else {}
+  from jaxphys.train import _backend
+  options = _backend.options("cpu", convolutions=True, dot_flops=0) if jaxphys_options else {}
   out = {}
   for piece, fn in fns.items():
     compiled = jax.jit(fn).lower(*args).compile(options or None)

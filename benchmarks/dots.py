@@ -2,8 +2,8 @@
 
 XLA's CPU backend hands dots to YNNPACK by default. ``fit`` keeps them there unless a
 program has no convolution and under ``jaxphys.train._SMALL_DOT_FLOPS`` (1e8) FLOPs of
-matrix products per step; then they go to XLA's own code (``jaxphys.compiler_options``).
-This script trains each model both ways (through ``fit``'s ``xla_options``), alternated
+matrix products per step; then they go to XLA's own code (``jaxphys.train._backend``).
+This script trains each model both ways (the backend's choice forced through ``jaxphys.train._backend.plan``), alternated
 in one process, and prints the paired ratio of epoch times, the model's dot FLOPs per
 step and which way ``fit`` picks.
 
@@ -68,9 +68,10 @@ def _setup(case, seed: int = 0):
 def dot_flops(case) -> int:
   """FLOPs of the matrix products of one training step, as ``fit`` counts them."""
   import jax
-  import jaxphys.train as jt
+  from jaxphys.train import _backend as jt
 
   step, state, x, y, batch = _setup(case)
+  step = step.unjitted
   batch_data = {"x": x[:batch], "y": y[:batch]}
   if CASES[case][-1] is None:
     closed = jax.make_jaxpr(step)(state, batch_data, jax.random.key(0))
@@ -81,15 +82,20 @@ def dot_flops(case) -> int:
 
 
 def epoch_seconds(case, dots: str, epochs: int) -> float:
-  """Median ``fit`` epoch with the dots on ``"ynnpack"`` or ``"xla"`` (``fit``'s
-  ``xla_options``: ``compiler_options`` of a large or of a small program)."""
+  """Median ``fit`` epoch with the dots on ``"ynnpack"`` or ``"xla"`` (the backend's
+  options of a large or of a small program, forced)."""
   import jax
   import jaxphys as jp
 
   step, state, x, y, batch = _setup(case)
-  options = jp.compiler_options(dot_flops=0 if dots == "xla" else math.inf)
-  _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1, batch_size=batch,
-                   progress=False, xla_options=options)
+  from jaxphys.train import _backend
+  options = _backend.options(jax.default_backend(), convolutions=False, dot_flops=0 if dots == "xla" else math.inf)
+  real = _backend.plan
+  _backend.plan = lambda jaxpr: (real(jaxpr)[0], options)  # fit's loop, these options
+  try:
+    _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1, batch_size=batch)
+  finally:
+    _backend.plan = real
   return statistics.median(hist["epoch_seconds"][1:])
 
 
@@ -102,9 +108,10 @@ def main(argv=None) -> dict:
   import os
   import jax
   import jaxphys as jp
-  import jaxphys.train as jt
+  from jaxphys.train import _backend as jt
+  opts = lambda flops: jt.options(jax.default_backend(), convolutions=False, dot_flops=flops)
 
-  if jax.default_backend() != "cpu" or jp.compiler_options(dot_flops=0) == jp.compiler_options():
+  if jax.default_backend() != "cpu" or opts(0) == opts(math.inf):
     raise SystemExit("dots.py: needs XLA's CPU backend with YNNPACK fusions")
   print(f"jax {jax.__version__}, {os.cpu_count()} CPUs; median epoch of {args.epochs}, "
         f"{args.repeats} alternated fit runs per setting; fit picks XLA's dots below "
@@ -117,7 +124,7 @@ def main(argv=None) -> dict:
       for dots in times:
         times[dots].append(epoch_seconds(case, dots, args.epochs))
     ratios = [a / b for a, b in zip(times["ynnpack"], times["xla"])]
-    picks = "xla" if jp.compiler_options(dot_flops=flops) == jp.compiler_options(dot_flops=0) else "ynnpack"
+    picks = "xla" if opts(flops) == opts(0) else "ynnpack"
     out[case] = {"dot_flops": flops, "picks": picks, "ratio": statistics.median(ratios), **times}
     print(f"  {case:18s} {flops / 1e6:8.1f} MFLOP/step  ynnpack {1e3 * statistics.median(times['ynnpack']):7.1f} ms"
           f"  xla {1e3 * statistics.median(times['xla']):7.1f} ms  ynnpack / xla {statistics.median(ratios):.2f}x"

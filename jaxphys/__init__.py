@@ -17,7 +17,7 @@ Array(0.6666667, dtype=float32)
 
 import importlib as _importlib
 
-from jaxphys import (activations, callbacks, checkpoint, layers, losses, metrics, models,
+from jaxphys import (activations, callbacks, checkpoint, losses, metrics, models,
                      regularizers, train)
 from jaxphys.losses import binary_cross_entropy, one_hot, softmax_cross_entropy
 from jaxphys.metrics import (accuracy, confusion_matrix, discovery_significance, f1, fpr,

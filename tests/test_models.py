@@ -109,3 +109,77 @@ def test_cnn_forward_equals_a_numpy_reference(padding):
   ref = h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
   np.testing.assert_allclose(model.apply({"params": _init(model, jnp.asarray(x))}, x), ref,
                              rtol=1e-4, atol=1e-5)
+
+
+def _conv_strided(x, kernel, stride):
+  """SAME-padded cross-correlation with a stride, as XLA pads it (extra row/column at the end)."""
+  k, h = kernel.shape[0], x.shape[1]
+  out = -(-h // stride)
+  total = max((out - 1) * stride + k - h, 0)
+  lo, hi = total // 2, total - total // 2
+  x = np.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+  windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+  return np.einsum("nhwcij,ijco->nhwo", windows, kernel)
+
+
+def _resnet_reference(x, p, s, train):
+  """The ResNet's forward pass in NumPy (float64); with ``train`` BatchNorm uses the
+  batch's statistics and the new running averages are returned too."""
+  new = {}
+
+  def bn(h, name, prefix):
+    if train:
+      mean, var = h.mean((0, 1, 2)), h.var((0, 1, 2))
+      new[prefix + name] = (0.9 * s[prefix + name]["mean"] + 0.1 * mean, 0.9 * s[prefix + name]["var"] + 0.1 * var)
+    else:
+      mean, var = s[prefix + name]["mean"], s[prefix + name]["var"]
+    q = p[prefix + name]
+    return (h - mean) / np.sqrt(var + 1e-5) * q["scale"] + q["bias"]
+
+  relu = lambda h: np.maximum(h, 0)
+  h = relu(bn(_conv_strided(x, p["Conv_0"]["kernel"], 1), "BatchNorm_0", ""))
+  for i, stride in enumerate((1, 2)):
+    b = f"ResidualBlock_{i}/"
+    y = relu(bn(_conv_strided(h, p[b + "Conv_0"]["kernel"], stride), "BatchNorm_0", b))
+    y = bn(_conv_strided(y, p[b + "Conv_1"]["kernel"], 1), "BatchNorm_1", b)
+    skip = h
+    if b + "Conv_2" in p:
+      skip = bn(_conv_strided(h, p[b + "Conv_2"]["kernel"], stride), "BatchNorm_2", b)
+    h = relu(skip + y)
+  out = h.mean((1, 2)) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+  return out, new
+
+
+def _flat(tree, prefix=""):
+  """``{"a": {"b": {"kernel": ...}}}`` -> ``{"a/b": {"kernel": ...}}`` down to layer level."""
+  out = {}
+  for k, v in tree.items():
+    if any(isinstance(u, dict) for u in v.values()):
+      out.update(_flat(v, prefix + k + "/"))
+    else:
+      out[prefix + k] = jax.tree_util.tree_map(np.float64, v)
+  return out
+
+
+def test_resnet_equals_a_numpy_reference_in_training_and_evaluation():
+  x = np.asarray(jax.random.normal(jax.random.key(0), (3, 8, 8, 2)))
+  model = jp.ResNet(stage_features=(4, 6), num_classes=3)
+  variables = model.init(jax.random.key(1), x)
+  # Running statistics other than the initial 0 / 1, so evaluation must use them.
+  stats = jax.tree_util.tree_map(lambda a: a + 0.3 * jax.random.uniform(jax.random.key(2), a.shape),
+                                 variables["batch_stats"])
+  variables = {"params": variables["params"], "batch_stats": stats}
+  p, s = _flat(variables["params"]), _flat(stats)
+  out, new = _resnet_reference(x, p, s, train=True)
+  logits, updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(logits, out, rtol=1e-4, atol=1e-5)
+  got = _flat(updated["batch_stats"])
+  for name, (mean, var) in new.items():
+    np.testing.assert_allclose(got[name]["mean"], mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got[name]["var"], var, rtol=1e-4, atol=1e-6)
+  out, _ = _resnet_reference(x, p, s, train=False)
+  np.testing.assert_allclose(model.apply(variables, x, train=False), out, rtol=1e-4, atol=1e-5)
+  # Evaluation does not depend on the batch: one example alone gives its row.
+  np.testing.assert_allclose(model.apply(variables, x[1:2]), model.apply(variables, x)[1:2], rtol=1e-5, atol=1e-6)
+  binary = jp.ResNet(stage_features=(4, 6), num_classes=1)
+  assert binary.apply(binary.init(jax.random.key(0), x), x).shape == (3,)

@@ -22,17 +22,21 @@ CASE = textwrap.dedent("""
     model, tx = jp.MLP((16, 2), activation="tanh"), optax.adam(1e-2)
     step, ev = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx), jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
 
+    from jaxphys.train import _backend
+    _plan = _backend.plan
+
     def train(mesh, runs=None, loop="scan"):
+      _backend.plan = lambda jaxpr: (loop, _plan(jaxpr)[1])  # the backend's loop, forced
       if runs:
         state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
       else:
         state = jp.create_train_state(jax.random.key(0), model, tx, x)
-      return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=3, batch_size=64, progress=False,
-                    eval_step=ev, eval_data=(x, y), eval_batch_size=128, mesh=mesh, loop=loop)
+      return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=3, batch_size=64,
+                    eval_step=ev, eval_data=(x, y), eval_batch_size=128, mesh=mesh)
 """)
 
 SCRIPT = CASE + textwrap.dedent("""
-    from jaxphys.train import _placement
+    from jaxphys.train._parallel import placement as _placement
 
     assert jax.device_count() == 8, jax.devices()
     one = jp.data_parallel_mesh(jax.devices()[:1])
@@ -56,7 +60,7 @@ SCRIPT = CASE + textwrap.dedent("""
     assert jp.data_parallel_mesh(batch_size=12).shape["batch"] == 6  # the most devices that divide 12
     try:
       jp.fit(jp.create_train_state(jax.random.key(0), model, tx, x), step, x, y, key=jax.random.key(1),
-             epochs=1, batch_size=12, progress=False, mesh=jp.data_parallel_mesh())
+             epochs=1, batch_size=12, mesh=jp.data_parallel_mesh())
     except ValueError as e:
       assert "batch size 12 is not divisible by the 8 devices" in str(e), e
     else:

@@ -130,3 +130,36 @@ def test_states_handed_to_callbacks_stay_valid_and_a_callback_can_stop():
     assert len(hist["train_loss"]) == 3 and [int(s.step) for s in kept] == [4, 8, 12]
     np.asarray(state.params["Dense_0"]["kernel"])  # the input state is alive too
     chex.assert_trees_all_equal(kept[-1].params, final.params)
+
+
+def test_reduce_on_plateau_lowers_the_learning_rate_under_fit():
+  # Zero inputs and soft targets 1/2: the loss is log 2 at every step (a plateau).
+  x, y = np.zeros((16, 2), np.float32), np.full(16, 0.5, np.float32)
+  model = jp.LogisticRegression()
+  plateau = dict(factor=0.5, patience=2, accumulation_size=1)
+  tx = optax.chain(optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
+                   optax.contrib.reduce_on_plateau(**plateau))
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  step = jp.make_train_step(model.apply, jp.binary_cross_entropy, tx)
+  _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=3, batch_size=4)
+  # Reference: optax's reduce_on_plateau given the same values step by step.
+  rop = optax.contrib.reduce_on_plateau(**plateau)
+  s, scales = rop.init(state.params), []
+  for i in range(12):
+    _, s = rop.update(jax.tree_util.tree_map(jnp.zeros_like, state.params), s, value=jnp.log(2.0))
+    if i % 4 == 3:
+      scales.append(float(s.scale))
+  np.testing.assert_allclose(hist["learning_rate"], 0.1 * np.array(scales), rtol=1e-6)
+  assert hist["learning_rate"][-1] < 0.1 * 0.5
+
+
+def test_optimisers_without_extra_arguments_still_work():
+  x, y = _data(32)
+  model, sgd = jp.MLP((8, 3)), optax.sgd(0.1)
+  plain = optax.GradientTransformation(sgd.init, sgd.update)  # takes no value=
+  states = []
+  for tx in (plain, sgd):
+    state = jp.create_train_state(jax.random.key(0), model, tx, x)
+    step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+    states.append(jp.fit(state, step, x, y, key=jax.random.key(1), epochs=1, batch_size=8)[0])
+  chex.assert_trees_all_close(states[0].params, states[1].params, rtol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import flax
 import jax
 import numpy as np
 import optax
@@ -32,7 +33,12 @@ def output_shape(apply_fn: Callable, state, x) -> tuple:
   """The model's per-example output shape on ``x`` (one run of a stacked state)."""
   if jax.numpy.ndim(getattr(state, "step", 0)) == 1:
     state = jax.tree_util.tree_map(lambda a: a[0], state)
-  out = jax.eval_shape(lambda v, xb: apply_fn(v, xb, train=False), variables(state), jax.numpy.asarray(x[:1]))
+  try:
+    out = jax.eval_shape(lambda v, xb: apply_fn(v, xb, train=False), variables(state), jax.numpy.asarray(x[:1]))
+  except flax.errors.ScopeParamShapeError as e:  # the parameters were made for other inputs
+    first = str(e).strip().splitlines()[0][:200]
+    raise ValueError(f"x has per-example shape {tuple(np.shape(x)[1:])}, but the state's parameters "
+                     f"were initialised for inputs of another shape ({first})") from e
   return tuple(out.shape[1:])
 
 

@@ -43,8 +43,9 @@ def means(sums: dict) -> dict:
   sums = dict(jax.device_get(sums))
   sums.pop("first_nonfinite_step")
   count = sums.pop("count")
+  names = sorted(sums, key=lambda k: (k != "loss", k))  # the loss first
   return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in
-          ((k, v / np.where(count > 0, count, 1)) for k, v in sums.items())}
+          ((k, sums[k] / np.where(count > 0, count, 1)) for k in names)}
 
 
 class _Pass:
@@ -153,6 +154,7 @@ class TrainEpoch:
       return jax.random.split(jax.random.split(jax.random.fold_in(key, epoch))[1], nb)
 
     self._keys = jax.jit(jax.vmap(keys, in_axes=(0, None)) if num_runs else keys)
+    train_step = getattr(train_step, "unjitted", train_step)
 
     def batch_fn(state, sums, data, plan, b):
       idx, mask, step_keys = plan

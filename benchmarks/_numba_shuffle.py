@@ -21,7 +21,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numba
+import numba  # only this benchmark needs it
 import numpy as np
 
 _U = numba.uint64
