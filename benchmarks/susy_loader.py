@@ -1,6 +1,8 @@
 """Speed and peak memory of :func:`jaxphys.data.load_susy` on a file of the real size
-(5,000,000 rows, written from the simulator in the UCI format), against
-``pandas.read_csv`` with default options (when pandas is installed) and ``numpy.loadtxt``.
+(5,000,000 rows, written from the simulator in the UCI format): parsing (pyarrow's CSV
+reader), the first load with ``cache_dir`` (parse, validate, hash the file, write the
+``.npy``) and a cached load, against ``pandas.read_csv`` with default options (when
+pandas is installed) and ``numpy.loadtxt``.
 
     python benchmarks/susy_loader.py [--rows 5000000] [--dir /tmp/jaxphys_susy_bench]
 
@@ -25,25 +27,21 @@ _CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 import numpy as np
-from jaxphys.data import load_susy, susy
-# Imported before measuring: imports are not the load. So is Numba's start-up in this
-# process (its compiler and the parser's cached machine code), measured on a tiny file.
-import pyarrow.csv, jaxphys.data._csv
-path, how, rows, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-start = time.perf_counter()
-if how == "jaxphys":
-  jaxphys.data._csv.parse_numeric_csv(Path(warmup), 19)
-elif how == "pandas":
+from jaxphys.data import load_susy
+import pyarrow.csv  # imported before measuring: imports are not the load
+path, how, rows, cache = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+startup = 0.0
+if how == "pandas":
+  start = time.perf_counter()
   import pandas as pd
-startup = time.perf_counter() - start
+  startup = time.perf_counter() - start
 rss = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
 before = rss()
 start = time.perf_counter()
-if how == "jaxphys":
+if how == "parse":
   x, y = load_susy(path)
-elif how == "pyarrow":  # load_susy's fallback for files the compiled parser does not take
-  t = susy._parse(Path(path), None)
-  x, y = np.ascontiguousarray(t[:, 1:]), t[:, 0].astype(np.int32)
+elif how in ("first", "cached"):
+  x, y = load_susy(path, cache_dir=cache)
 elif how == "pandas":
   t = pd.read_csv(path, header=None).to_numpy(np.float32)
   x, y = t[:, 1:], t[:, 0].astype(np.int32)
@@ -57,8 +55,8 @@ print(json.dumps({"seconds": seconds, "rows": len(x), "extra_kib": peak - before
 """
 
 
-def _run(path: Path, how: str, rows: int, warmup: Path) -> dict:
-  out = subprocess.run([sys.executable, "-c", _CHILD, str(path), how, str(rows), str(warmup)],
+def _run(path: Path, how: str, rows: int, cache: Path) -> dict:
+  out = subprocess.run([sys.executable, "-c", _CHILD, str(path), how, str(rows), str(cache)],
                        check=True, capture_output=True, text=True)
   return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -70,6 +68,8 @@ def main(argv=None):
   ap.add_argument("--dir", default="/tmp/jaxphys_susy_bench")
   ap.add_argument("--unique-rows", type=int, default=250_000)
   args = ap.parse_args(argv)
+  import shutil
+
   import jax
 
   from jaxphys.data import write_susy
@@ -86,34 +86,23 @@ def main(argv=None):
       for _ in range(args.rows // args.unique_rows):
         f.write(block)
     print(f"wrote {path} ({path.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - start:.0f} s")
-  import numpy as np
-  warmup = write_susy(Path(args.dir) / "warmup.csv", np.ones((10, 18)), np.ones(10))
-  start = time.perf_counter()
-  _run(warmup, "jaxphys", 0, warmup)
-  print(f"first use in this install (Numba compiles the parser and caches it on disk): "
-        f"{time.perf_counter() - start:.1f} s")
-  ours = _run(path, "jaxphys", args.rows, warmup)
-  fallback = _run(path, "pyarrow", args.rows, warmup)
+  cache = Path(args.dir) / "cache"
+  shutil.rmtree(cache, ignore_errors=True)
+  results = {how: _run(path, how, args.rows, cache) for how in ("parse", "first", "cached")}
   import importlib.util
-  pandas = _run(path, "pandas", args.rows, warmup) if importlib.util.find_spec("pandas") else None
-  if pandas is None:
+  if importlib.util.find_spec("pandas"):
+    results["pandas"] = _run(path, "pandas", args.rows, cache)
+  else:
     print("pandas is not installed: no pandas.read_csv baseline")
-  base = _run(path, "loadtxt", args.baseline_rows, warmup)
-  ours_rate = ours["rows"] / ours["seconds"]
+  base = _run(path, "loadtxt", args.baseline_rows, cache)
+  labels = {"parse": "load_susy (pyarrow, validated)", "first": "load_susy, first with cache_dir",
+            "cached": "load_susy, cached", "pandas": "pandas.read_csv"}
+  for how, r in results.items():
+    print(f"{labels[how]:34s} {r['rows']:,} rows in {r['seconds']:6.2f} s = {r['rows'] / r['seconds']:>12,.0f} rows/s;"
+          f" peak memory {r['extra_kib'] / 2**20:.2f} GiB = {r['extra_kib'] * 1024 / r['array_bytes']:.2f}x the float32 array")
   base_rate = base["rows"] / base["seconds"]
-  ratio = ours["extra_kib"] * 1024 / ours["array_bytes"]
-  print(f"load_susy:     {ours['rows']:,} rows in {ours['seconds']:.2f} s = {ours_rate:,.0f} rows/s; "
-        f"peak memory {ours['extra_kib'] / 2**20:.2f} GiB = {ratio:.2f}x the float32 array "
-        f"(before it, once per process: Numba's start-up {ours['startup']:.2f} s)")
-  print(f"pyarrow (the fallback): {fallback['rows']:,} rows in {fallback['seconds']:.1f} s; "
-        f"load_susy / pyarrow: {fallback['seconds'] / ours['seconds']:.2f}x")
-  if pandas:
-    p_rate = pandas["rows"] / pandas["seconds"]
-    print(f"pandas.read_csv: {pandas['rows']:,} rows in {pandas['seconds']:.1f} s = {p_rate:,.0f} rows/s; "
-          f"peak memory {pandas['extra_kib'] / 2**20:.2f} GiB; load_susy / pandas speed: {ours_rate / p_rate:.2f}x")
   print(f"numpy.loadtxt: {base['rows']:,} rows in {base['seconds']:.1f} s = {base_rate:,.0f} rows/s "
         f"({args.rows:,} rows: about {args.rows / base_rate:.0f} s)")
-  print(f"speed-up over numpy.loadtxt: {ours_rate / base_rate:.1f}x")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,15 @@ def pid_alive(pid: int) -> bool:
   return True
 
 
+def fsync_dir(folder: Path) -> None:
+  """Flushes ``folder``'s entries (new names, renames) to the disk."""
+  fd = os.open(folder, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_open(path) -> Iterator:
   """A binary file to write ``path`` through: a temporary file beside it, given the
@@ -101,6 +110,7 @@ def atomic_open(path) -> Iterator:
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)  # the rename itself survives a power cut
   except OSError as e:
     Path(tmp).unlink(missing_ok=True)
     if isinstance(e, OutputError) or not _ours(e, tmp):

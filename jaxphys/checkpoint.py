@@ -267,6 +267,11 @@ class Checkpointer:
   Kept after each save: the last ``keep`` and, with ``best_metric``, the best by it
   (read from the checkpoints themselves, so this holds across resumes).
 
+  The states this library trains fit in memory on one host, so one file per checkpoint
+  suffices. Orbax's ``CheckpointManager`` was used before; a write it failed (a full disk)
+  left background threads that printed tracebacks after the error, which the one-line
+  errors promised here cannot allow.
+
   Args:
     directory: where checkpoints live (created if needed).
     every: epochs between checkpoints (>= 1).
@@ -297,9 +302,8 @@ class Checkpointer:
   def __init__(self, directory, *, every: int = 1, keep: int = 2, best_metric: Optional[str] = None,
                best_mode: str = "min", resume: bool = False, config: Optional[dict] = None,
                allowed_changes: Sequence[str] = ()):
-    for name, value in (("every", every), ("keep", keep)):
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Checkpointer: {name} must be a positive integer, got {value!r}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in (every, keep)):
+      raise ValueError(f"Checkpointer: every and keep must be positive integers, got every={every!r}, keep={keep!r}")
     if best_mode not in ("min", "max"):
       raise ValueError(f"Checkpointer: best_mode must be 'min' or 'max', got {best_mode!r}")
     if best_metric is not None and not isinstance(best_metric, str):
@@ -315,6 +319,7 @@ class Checkpointer:
     self.changes: list = []  # [{"at_epoch": n, "setting": k, "from": old, "to": new}, ...]
     self.resumed_from: Optional[int] = None  # epochs done in the checkpoint resumed from
     self._replace_existing = False
+    self._unsaved = None  # (epochs done, state, history) of an epoch not yet saved
     remove_stale_temporaries(self.directory)
 
   # ------------------------------------------------------------------ callback hooks
@@ -329,23 +334,33 @@ class Checkpointer:
     restored = self.restore(loop.state, loop.key)
     if restored is None:
       return
-    epochs_done, loop.state, history = restored
-    loop.initial_epoch = epochs_done
+    epochs_done, state, history = restored
+    if epochs_done > loop.epochs:
+      raise ConfigMismatch(f"{self.path(epochs_done)}: the checkpoint has {epochs_done} epochs done, "
+                           f"more than the {loop.epochs} asked for; ask for at least {epochs_done}",
+                           {"epochs": (epochs_done, loop.epochs)})
+    loop.state, loop.initial_epoch = state, epochs_done
     loop.history = {k: list(v) for k, v in history.items()}
 
   def on_epoch_end(self, loop, epoch: int, logs: dict) -> None:
     """Saves after every ``every`` epochs and after the last (``epoch`` is 0-based;
     ``loop.history`` holds this epoch's entry)."""
     done = int(epoch) + 1
+    history = {k: list(v) for k, v in loop.history.items()}
+    for k, v in logs.items():  # a loop that appends after the callbacks
+      if len(history.get(k, ())) == done - 1:
+        history.setdefault(k, []).append(v)
+    self._unsaved = (done, loop.state, history)
     if done % self.every == 0 or done >= loop.epochs or getattr(loop, "stop_training", False):
-      history = {k: list(v) for k, v in loop.history.items()}
-      for k, v in logs.items():  # a loop that appends after the callbacks
-        if len(history.get(k, ())) == done - 1:
-          history.setdefault(k, []).append(v)
       self.save(done, loop.state, loop.key, history)
+      self._unsaved = None
 
   def on_train_end(self, loop) -> None:
-    """Nothing: every checkpoint is complete when :meth:`on_epoch_end` returns."""
+    """Saves the last epoch if training stopped early (``loop.stop_training``) between
+    checkpoints, unless another callback has replaced ``loop.state`` since."""
+    unsaved, self._unsaved = self._unsaved, None
+    if unsaved is not None and unsaved[1] is loop.state:
+      self.save(unsaved[0], loop.state, loop.key, unsaved[2])
 
   # ------------------------------------------------------------------ direct use
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from jaxphys._io import output_error, write_json
+from jaxphys._io import fsync_dir, output_error, write_json
 from jaxphys.errors import DataError, OutputError, RunLocked
 
 __all__ = ["RunDirectory", "published_results"]
@@ -69,22 +69,14 @@ def _fsync_tree(folder: Path) -> None:
         os.fsync(fd)
       finally:
         os.close(fd)
-    _fsync_dir(Path(root))
-
-
-def _fsync_dir(folder: Path) -> None:
-  fd = os.open(folder, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
+    fsync_dir(Path(root))
 
 
 def published_results(out) -> Path:
   """The folder of the published result set of ``out`` (where ``results.json`` is).
 
   Raises:
-    DataError: no run has published into ``out``.
+    DataError: no run has published into ``out``, or its result set was removed.
 
   >>> import tempfile
   >>> out = tempfile.mkdtemp()
@@ -101,6 +93,8 @@ def published_results(out) -> Path:
     raise DataError(f"{out}: no published results (no run has finished there)") from None
   except OSError:
     raise DataError(f"{out / _LATEST}: not a link to a result set") from None
+  if not (out / target).is_dir():
+    raise DataError(f"{out / _LATEST}: points to {target}, which is missing")
   return out / target
 
 
@@ -196,7 +190,7 @@ class RunDirectory:
       tmp.unlink(missing_ok=True)
       os.symlink(os.path.join("runs", self.run_id), tmp)
       os.replace(tmp, self.out / _LATEST)
-      _fsync_dir(self.out)
+      fsync_dir(self.out)
     except OSError as e:
       tmp.unlink(missing_ok=True)
       raise output_error(self.out / _LATEST, e) from None

@@ -37,7 +37,7 @@ def test_truncated_tampered_and_mismatched_checkpoints_are_one_line_errors(tmp_p
 
 # ---------------------------------------------------------------- training checkpoints
 
-import json
+import inspect
 import os
 import signal
 import subprocess
@@ -50,7 +50,17 @@ import optax
 from jaxphys.checkpoint import Checkpointer
 from jaxphys.errors import ConfigMismatch, OutputError, TrainingDiverged
 
-_TRAIN = textwrap.dedent("""
+def fit_checkpointing(fit, ckpt, resume):
+  """fit's arguments for checkpointing: ``callbacks=[ckpt]`` (the callback protocol), or
+  the older ``checkpointer=ckpt, resume=resume``."""
+  import inspect
+
+  if "callbacks" in inspect.signature(fit).parameters:
+    return {"callbacks": [ckpt] if ckpt is not None else []}
+  return {"progress": False, "checkpointer": ckpt, "resume": resume}
+
+
+_TRAIN = inspect.getsource(fit_checkpointing) + textwrap.dedent("""
     import sys, numpy as np, jax, optax, jaxphys as jp
     from jaxphys.checkpoint import Checkpointer
     directory, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
@@ -60,10 +70,10 @@ _TRAIN = textwrap.dedent("""
     model, tx = jp.MLP((64, 64, 2)), optax.adam(1e-3)
     step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
-    ckpt = Checkpointer(directory, every=1, keep=2) if directory != "-" else None
+    ckpt = Checkpointer(directory, every=1, keep=2, resume=resume) if directory != "-" else None
     start = ckpt.latest_epoch() if (ckpt and resume) else None
     state, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=40, batch_size=32,
-                         progress=False, checkpointer=ckpt, resume=resume)
+                         **fit_checkpointing(jp.fit, ckpt, resume))
     np.savez(out, loss=hist["train_loss"], **{str(i): np.asarray(a) for i, a in
                                              enumerate(jax.tree_util.tree_leaves(state))})
     print("resumed from", start)
@@ -110,8 +120,11 @@ def _small_run(tmp_path, epochs, checkpointer=None, lr=1e-2, scale=1.0, resume=F
   state = jp.create_train_state(jax.random.key(0), model, tx, x)
   step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
   evals = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
-  return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs, batch_size=64, progress=False,
-                eval_step=evals, eval_data=(x[:256], y[:256]), checkpointer=checkpointer, resume=resume)
+  if checkpointer is not None:
+    checkpointer.resume = resume
+  return jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs, batch_size=64,
+                eval_step=evals, eval_data=(x[:256], y[:256]),
+                **fit_checkpointing(jp.fit, checkpointer, resume))
 
 
 def test_checkpointer_keeps_the_last_k_and_the_best(tmp_path):
@@ -168,6 +181,28 @@ def test_retention_holds_across_resumes(tmp_path):
   assert fresh.all_epochs() == [1, 2]
 
 
+def test_an_early_stop_between_checkpoints_is_saved_at_the_end(tmp_path):
+  ckpt = Checkpointer(tmp_path, every=5)
+  loop = _drive(ckpt, _state(), 3, [0.5] * 3)  # 3 epochs of a planned 3: saved at the last
+  assert ckpt.all_epochs() == [3]
+  ckpt = Checkpointer(tmp_path / "b", every=5)
+  loop = _Loop(_state(), jax.random.key(1), 20)
+  ckpt.on_train_begin(loop)
+  for epoch in range(2):  # stopped after 2 (EarlyStopping after this callback in the list)
+    loop.history.setdefault("train_loss", []).append(0.5)
+    ckpt.on_epoch_end(loop, epoch, {"train_loss": 0.5})
+  ckpt.on_train_end(loop)
+  assert ckpt.all_epochs() == [2]
+  other = Checkpointer(tmp_path / "c", every=5)
+  loop = _Loop(_state(), jax.random.key(1), 20)
+  other.on_train_begin(loop)
+  loop.history["train_loss"] = [0.5]
+  other.on_epoch_end(loop, 0, {"train_loss": 0.5})
+  loop.state = _state()  # replaced (e.g. the best state restored): not saved as epoch 1
+  other.on_train_end(loop)
+  assert other.all_epochs() == []
+
+
 def test_resume_restores_state_key_and_history_exactly(tmp_path):
   losses = np.linspace(1, 0, 6)
   full = _drive(Checkpointer(tmp_path / "a", keep=2), _state(), 6, losses)
@@ -176,6 +211,8 @@ def test_resume_restores_state_key_and_history_exactly(tmp_path):
   for a, b in zip(jax.tree_util.tree_leaves(full.state), jax.tree_util.tree_leaves(resumed.state)):
     np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(np.asarray(full.history["train_loss"]), np.asarray(resumed.history["train_loss"]))
+  with pytest.raises(ConfigMismatch, match=r"epoch_6.ckpt: the checkpoint has 6 epochs done, more than the 2 asked for"):
+    _drive(Checkpointer(tmp_path / "b", resume=True), _state(), 2, losses)
   nothing = _Loop(_state(), jax.random.key(1), 3)
   Checkpointer(tmp_path / "empty", resume=True).on_train_begin(nothing)  # no checkpoint: a fresh start
   assert nothing.initial_epoch == 0 and nothing.history == {}
@@ -279,8 +316,8 @@ def test_checkpoint_files_modes_temporaries_and_full_disk(tmp_path, monkeypatch)
 
 
 def test_bad_arguments(tmp_path):
-  for kwargs, message in [({"every": 0}, "every must be a positive integer"),
-                          ({"keep": 1.5}, "keep must be a positive integer"),
+  for kwargs, message in [({"every": 0}, "every and keep must be positive integers, got every=0, keep=2"),
+                          ({"keep": 1.5}, "every and keep must be positive integers, got every=1, keep=1.5"),
                           ({"best_mode": "up"}, "best_mode must be 'min' or 'max'"),
                           ({"config": [1]}, "config must be a dict"),
                           ({"config": {"f": object()}}, "config: not JSON-able"),

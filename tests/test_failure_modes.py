@@ -7,7 +7,6 @@ tests/test_cli*.py."""
 import contextlib
 import errno
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -212,3 +211,34 @@ def test_sigkill_while_checkpointing_leaves_only_complete_checkpoints(tmp_path):
     for e in epochs:  # every checkpoint left is complete and verifies
       done, state, history = ckpt.restore(template, jax.random.key(1), e)
       assert done == e and int(state.step) == e and len(history["eval_loss"]) == e
+
+
+@pytest.mark.parametrize("mount", [True, False], ids=["tmpfs", "injected"])
+def test_full_disk_while_checkpointing_is_one_quiet_line(tmp_path, monkeypatch, capfd, mount):
+  import jax
+  import optax
+  import jaxphys as jp
+  from jaxphys.checkpoint import Checkpointer
+
+  state = jp.create_train_state(jax.random.key(0), jp.MLP((256, 2)), optax.adam(1e-3),
+                                np.zeros((1, 64), np.float32))
+  key = jax.random.key(1)
+  with small_disk(tmp_path, mount=mount) as disk:
+    folder = (disk or tmp_path) / "checkpoints"
+    ckpt = Checkpointer(folder, keep=5)
+    ckpt.save(1, state, key, {"train_loss": [0.5]})
+    capfd.readouterr()
+    if disk is not None:
+      _fill(disk)
+    else:
+      _inject_enospc(monkeypatch)
+    with pytest.raises(OutputError) as err:
+      ckpt.save(2, state, key, {"train_loss": [0.5, 0.4]})
+    monkeypatch.undo()
+    assert str(err.value) == f"{folder / 'epoch_2.ckpt'}: cannot write (No space left on device)"
+    out, errors = capfd.readouterr()
+    assert out == "" and errors == ""  # no tracebacks, no log lines
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch_1.ckpt"]  # no temporary left
+    assert ckpt.restore(state, key)[0] == 1
+    if disk is not None:
+      (disk / "filler").unlink()

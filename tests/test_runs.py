@@ -3,6 +3,7 @@ set, failure records, file modes, write errors."""
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -54,6 +55,9 @@ def test_publish_replaces_the_set_as_a_whole(tmp_path):
   assert not first.exists()  # the previous set is removed once replaced
   assert sorted(p.name for p in (out / "runs").iterdir()) == [second.name]
   assert os.readlink(out / "latest") == os.path.join("runs", second.name)  # relative
+  shutil.rmtree(second)
+  with pytest.raises(DataError, match=f"latest: points to runs/{second.name}, which is missing"):
+    published_results(out)
 
 
 def test_without_publish_staged_files_go_and_the_published_set_stays(tmp_path):

@@ -173,3 +173,33 @@ def test_the_cache_follows_the_content_not_size_and_time(tmp_path, monkeypatch):
   monkeypatch.setattr(susy, "sha256_of", lambda p: calls.append(p) or "0" * 64)
   np.testing.assert_array_equal(load_susy(src, cache_dir=cache)[0], x_new)
   assert calls == []
+
+
+def test_number_spellings_equal_python_float(tmp_path):
+  fields = ["1", "0.5", "-3.25e-3", "+7E+2", "1.5e-40", "12345678901234567890123", ".5", "5.",
+            "-0", "0.000000000000000000000000001234", "3.4028235e38", "007", "1e0", "9" * 30 + ".5",
+            "0.1", "2.5E-05", "-1.000000000000000000e+00", "4.071449860930442810e-02"]
+  line = "1," + ",".join(fields)
+  (tmp_path / "o.csv").write_text(line + "\n" + line + "\r\n" + line)  # LF, CRLF, none
+  x, y = load_susy(tmp_path / "o.csv")
+  want = np.array([float(f) for f in fields]).astype(np.float32)
+  assert x.shape == (3, 18) and y.tolist() == [1, 1, 1]
+  for row in x:
+    np.testing.assert_array_equal(row.view(np.int32), want.view(np.int32))
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning(tmp_path, monkeypatch):
+  x, y = _random_events(20)
+  src = write_susy(tmp_path / "s.csv", x, y)
+
+  def full(fd):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "fsync", full)
+  with pytest.warns(RuntimeWarning) as caught:
+    x2, _ = load_susy(src, cache_dir=tmp_path / "cache")
+  messages = [str(w.message) for w in caught]
+  assert messages[0].endswith(".source.json: cannot write (No space left on device); the file will be hashed again next time")
+  assert messages[1].endswith(".npy: cannot write (No space left on device); the SUSY file is not cached")
+  np.testing.assert_array_equal(x2, x)
+  assert not list((tmp_path / "cache").glob("*.npy"))

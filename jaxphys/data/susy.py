@@ -3,10 +3,10 @@
 ``SUSY.csv`` or ``SUSY.csv.gz``: no header, 19 comma-separated numbers per line, the
 label first (1 signal: chargino pairs; 0 background: W+W-), then the 18 features of
 :data:`SUSY_COLUMNS`: 8 low-level (the two leptons' pT, eta, phi and the missing
-transverse momentum) and 10 high-level (functions of the low-level ones). A plain file
-is parsed by compiled, multi-threaded code (:mod:`jaxphys.data._csv`); a gzip'd file, or
-one that code does not accept, by pyarrow, which also words the errors. Speed and memory:
-``benchmarks/susy_loader.py`` and BENCHMARKS.md.
+transverse momentum) and 10 high-level (functions of the low-level ones). The file is
+parsed by pyarrow's multi-threaded CSV reader; with ``cache_dir`` the parsed table is
+kept as ``.npy``, so a file is parsed once. Speed and memory: ``benchmarks/susy_loader.py``
+and BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxphys._io import atomic_open, write_json
 from jaxphys.data.download import sha256_of
-from jaxphys.errors import DataError
+from jaxphys.errors import DataError, OutputError
 
 __all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "split_rows", "write_susy"]
 
@@ -95,14 +95,6 @@ def _first_bad_line(path: Path, n_rows: Optional[int]) -> str:
 
 def _read(path: Path, n_rows: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
   """``(labels (rows,), features (rows, 18))`` float32; the first ``n_rows`` rows only if given."""
-  if path.suffix != ".gz":
-    try:
-      from jaxphys.data._csv import parse_numeric_csv
-    except ImportError:  # no Numba here: pyarrow alone
-      parse_numeric_csv = lambda *args: None
-    parsed = parse_numeric_csv(path, _NCOLS, n_rows)
-    if parsed is not None:
-      return parsed
   table = _parse(path, n_rows)
   return table[:, 0], table[:, 1:]
 
@@ -161,7 +153,10 @@ def _source_digest(path: Path, cache_dir: Path) -> str:
   except (OSError, ValueError, KeyError, TypeError):
     pass
   digest = sha256_of(resolved)
-  write_json(index, {"identity": identity, "sha256": digest})
+  try:
+    write_json(index, {"identity": identity, "sha256": digest})
+  except OutputError as e:  # a cache that cannot be written is only slower
+    warnings.warn(f"{e}; the file will be hashed again next time", RuntimeWarning, stacklevel=3)
   return digest
 
 
@@ -237,7 +232,10 @@ def load_susy(path, split: Optional[str] = None, features: str = "all",
     labels, inputs = _read(path, n_rows)
     _validate(path, labels, inputs)
     if cached is not None:
-      _save_npy(cached, np.column_stack([labels, inputs]))
+      try:
+        _save_npy(cached, np.column_stack([labels, inputs]))
+      except OutputError as e:  # a cache that cannot be written is only slower
+        warnings.warn(f"{e}; the SUSY file is not cached", RuntimeWarning, stacklevel=2)
   if len(labels) == 0:
     raise DataError(f"{path}: no rows")
   if split is not None:
