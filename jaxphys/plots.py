@@ -20,10 +20,12 @@ integers, counted from 1.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxphys._io import atomic_write_bytes
 
@@ -36,6 +38,8 @@ __all__ = ["binned", "save_figure", "image_grid", "augmentation_grid", "learning
            "save_image_grid", "save_learning_curves", "save_confusion_matrix", "save_roc_curves",
            "save_class_histograms"]
 
+PathLike = Union[str, os.PathLike]
+Bins = Union[int, ArrayLike]  # a number of equal bins, or the edges
 _LOSS_LABEL = "cross-entropy [nats per example]"
 
 
@@ -72,7 +76,7 @@ def _integer_ticks(ax: Axes) -> None:
   ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def save_figure(fig: Figure, path, dpi: int = 110) -> Path:
+def save_figure(fig: Figure, path: PathLike, dpi: int = 110) -> Path:
   """Writes ``fig`` to ``path`` as PNG (atomically: never a partial file) and returns the path.
 
   >>> import tempfile
@@ -88,7 +92,8 @@ def save_figure(fig: Figure, path, dpi: int = 110) -> Path:
   return path
 
 
-def binned(values, edges, weights=None, density: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def binned(values: ArrayLike, edges: ArrayLike, weights: Optional[ArrayLike] = None,
+           density: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """Histogram heights and their statistical uncertainties, ``((bins,), (bins,))``.
 
   The height of a bin is the sum of the weights :math:`w_i` of the values in it, its
@@ -126,7 +131,7 @@ def _images(images, name: str) -> np.ndarray:
   return images
 
 
-def image_grid(images, titles: Optional[Sequence[str]] = None, ncols: int = 10,
+def image_grid(images: ArrayLike, titles: Optional[Sequence[str]] = None, ncols: int = 10,
                title: str = "") -> Figure:
   """Grid of grey-scale ``images`` ``(n, H, W[, 1])`` (any range, dark = high) with titles.
 
@@ -154,8 +159,9 @@ def image_grid(images, titles: Optional[Sequence[str]] = None, ncols: int = 10,
   return fig
 
 
-def augmentation_grid(images, augmented, labels, *, class_names: Optional[Sequence[str]] = None,
-                      max_classes: int = 10, title: str = "") -> Figure:
+def augmentation_grid(images: ArrayLike, augmented: ArrayLike, labels: ArrayLike, *,
+                      class_names: Optional[Sequence[str]] = None, max_classes: int = 10,
+                      row_names: Optional[Sequence[str]] = None, title: str = "") -> Figure:
   """Originals and augmented copies side by side, one column per class.
 
   Takes the first image of each of the first ``max_classes`` classes present in
@@ -168,6 +174,8 @@ def augmentation_grid(images, augmented, labels, *, class_names: Optional[Sequen
     labels: ``(n,)`` integer classes of ``images``.
     class_names: column titles, indexed by class (default: the class numbers).
     max_classes: at most this many columns.
+    row_names: labels of the augmented rows (default "augmented 1", "augmented 2", ...),
+      e.g. the transform that made each draw.
     title: figure title.
 
   >>> import numpy as np
@@ -188,8 +196,12 @@ def augmentation_grid(images, augmented, labels, *, class_names: Optional[Sequen
                      f"{images.shape} (k draws: augmented (k, n, H, W[, 1]))")
   classes = np.unique(labels)[:max_classes]
   first = [int(np.flatnonzero(labels == c)[0]) for c in classes]
-  rows = [("original", images)] + [(f"augmented {j + 1}" if len(draws) > 1 else "augmented", d)
-                                   for j, d in enumerate(draws)]
+  if row_names is None:
+    row_names = ([f"augmented {j + 1}" for j in range(len(draws))] if len(draws) > 1
+                 else ["augmented"])
+  if len(row_names) != len(draws):
+    raise ValueError(f"row_names has {len(row_names)} entries for {len(draws)} augmented draws")
+  rows = [("original", images)] + list(zip(row_names, draws))
   fig = _figure(figsize=(1.0 * len(classes) + 0.9, 1.05 * len(rows) + 0.4))
   axes = fig.subplots(len(rows), len(classes), squeeze=False)
   for r, (row_name, source) in enumerate(rows):
@@ -219,7 +231,8 @@ def _curves(ax: Axes, history: Mapping, name: str) -> bool:
     for k in range(runs):
       label = ("train" if split == "train" else "test") + (f", run {k}" if runs > 1 else "")
       color = f"C{k}" if runs > 1 else ("C0" if split == "train" else "C1")
-      ax.plot(epochs, values[:, k], style, marker="o", ms=3, label=label, color=color)
+      ax.plot(epochs, values[:, k], style, marker="o" if len(epochs) <= 40 else None, ms=3,
+              label=label, color=color)
     drawn = True
   if drawn:
     ax.set_xlabel("epoch")
@@ -257,7 +270,8 @@ def learning_curves(history: Mapping, title: str = "") -> Figure:
   _log_y(axes[0])
   if has_lr:
     lr = np.asarray(history["learning_rate"], np.float64)
-    axes[-1].plot(np.arange(1, len(lr) + 1), lr.reshape(len(lr), -1), marker="o", ms=3)
+    axes[-1].plot(np.arange(1, len(lr) + 1), lr.reshape(len(lr), -1),
+                  marker="o" if len(lr) <= 40 else None, ms=3)
     axes[-1].set(xlabel="epoch", ylabel="learning rate")
     _integer_ticks(axes[-1])
     axes[-1].grid(alpha=0.3)
@@ -266,7 +280,7 @@ def learning_curves(history: Mapping, title: str = "") -> Figure:
   return fig
 
 
-def confusion_matrix(matrix, class_names: Sequence[str], title: str = "") -> Figure:
+def confusion_matrix(matrix: ArrayLike, class_names: Sequence[str], title: str = "") -> Figure:
   """Confusion matrix ``(C, C)`` (rows: true class, columns: predicted) with its counts.
 
   Cells are coloured by the fraction of their true class (each row sums to 1), so the
@@ -298,7 +312,8 @@ def confusion_matrix(matrix, class_names: Sequence[str], title: str = "") -> Fig
   return fig
 
 
-def roc_curves(curves: Mapping, title: str = "", working_points: Optional[Mapping] = None) -> Figure:
+def roc_curves(curves: Mapping, title: str = "",
+               working_points: Optional[Mapping] = None) -> Figure:
   """ROC curves as signal efficiency against background rejection ``1 / fpr`` (log scale).
 
   ``curves`` maps a label to ``(fpr, tpr)`` arrays (e.g. from :func:`jaxphys.roc_curve`);
@@ -330,7 +345,7 @@ def roc_curves(curves: Mapping, title: str = "", working_points: Optional[Mappin
   return fig
 
 
-def _edges(samples: Sequence[np.ndarray], bins) -> np.ndarray:
+def _edges(samples: Sequence[np.ndarray], bins: Bins) -> np.ndarray:
   """``bins`` itself if it is a sequence of edges, else ``bins`` equal bins between the 0.1
   and 99.9 percentiles of all ``samples`` together."""
   if np.ndim(bins) == 1:
@@ -381,7 +396,7 @@ def _hist_panel(ax: Axes, rax: Optional[Axes], samples: Mapping, edges: np.ndarr
   rax.tick_params(labelsize=6)
 
 
-def histogram(samples: Mapping, bins=40, *, xlabel: str, unit: str = "",
+def histogram(samples: Mapping, bins: Bins = 40, *, xlabel: str, unit: str = "",
               weights: Optional[Mapping] = None, density: bool = True,
               ratio_to: Optional[str] = None, title: str = "") -> Figure:
   """Histograms of one variable for several samples, with uncertainties and a ratio panel.
@@ -420,9 +435,11 @@ def histogram(samples: Mapping, bins=40, *, xlabel: str, unit: str = "",
   return fig
 
 
-def class_histograms(x, y, names: Sequence[str], *, units: Optional[Sequence[str]] = None,
-                     class_names: Sequence[str] = ("background", "signal"), weights=None,
-                     bins=40, ncols: int = 6, ratio: bool = True, title: str = "") -> Figure:
+def class_histograms(x: ArrayLike, y: ArrayLike, names: Sequence[str], *,
+                     units: Optional[Sequence[str]] = None,
+                     class_names: Sequence[str] = ("background", "signal"),
+                     weights: Optional[ArrayLike] = None, bins: Bins = 40, ncols: int = 6,
+                     ratio: bool = True, title: str = "") -> Figure:
   """Normalised histograms of every column of ``x`` ``(n, k)`` for each class of ``y`` ``(n,)``.
 
   One panel per column, binned between its 0.1 and 99.9 percentiles, with
@@ -468,8 +485,8 @@ def class_histograms(x, y, names: Sequence[str], *, units: Optional[Sequence[str
   return fig
 
 
-def save_image_grid(path, images, titles: Optional[Sequence[str]] = None, ncols: int = 10,
-                    title: str = "") -> Path:
+def save_image_grid(path: PathLike, images: ArrayLike, titles: Optional[Sequence[str]] = None,
+                    ncols: int = 10, title: str = "") -> Path:
   """:func:`image_grid` written to ``path`` (PNG); returns the path.
 
   >>> import numpy as np, tempfile
@@ -480,7 +497,7 @@ def save_image_grid(path, images, titles: Optional[Sequence[str]] = None, ncols:
   return save_figure(image_grid(images, titles, ncols, title), path)
 
 
-def save_learning_curves(path, history: Mapping, title: str = "") -> Path:
+def save_learning_curves(path: PathLike, history: Mapping, title: str = "") -> Path:
   """:func:`learning_curves` written to ``path`` (PNG); returns the path.
 
   >>> import numpy as np, tempfile
@@ -491,7 +508,8 @@ def save_learning_curves(path, history: Mapping, title: str = "") -> Path:
   return save_figure(learning_curves(history, title), path)
 
 
-def save_confusion_matrix(path, matrix, class_names: Sequence[str], title: str = "") -> Path:
+def save_confusion_matrix(path: PathLike, matrix: ArrayLike, class_names: Sequence[str],
+                          title: str = "") -> Path:
   """:func:`confusion_matrix` written to ``path`` (PNG); returns the path.
 
   >>> import tempfile
@@ -502,7 +520,7 @@ def save_confusion_matrix(path, matrix, class_names: Sequence[str], title: str =
   return save_figure(confusion_matrix(matrix, class_names, title), path)
 
 
-def save_roc_curves(path, curves: Mapping, title: str = "",
+def save_roc_curves(path: PathLike, curves: Mapping, title: str = "",
                     working_points: Optional[Mapping] = None) -> Path:
   """:func:`roc_curves` written to ``path`` (PNG); returns the path.
 
@@ -514,10 +532,10 @@ def save_roc_curves(path, curves: Mapping, title: str = "",
   return save_figure(roc_curves(curves, title, working_points), path)
 
 
-def save_class_histograms(path, x, y, names: Sequence[str],
-                          class_names: Sequence[str] = ("background", "signal"), bins=40,
+def save_class_histograms(path: PathLike, x: ArrayLike, y: ArrayLike, names: Sequence[str],
+                          class_names: Sequence[str] = ("background", "signal"), bins: Bins = 40,
                           ncols: int = 6, title: str = "", *, units: Optional[Sequence[str]] = None,
-                          weights=None, ratio: bool = True) -> Path:
+                          weights: Optional[ArrayLike] = None, ratio: bool = True) -> Path:
   """:func:`class_histograms` written to ``path`` (PNG); returns the path.
 
   >>> import numpy as np, tempfile

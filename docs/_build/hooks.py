@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import logging
 import pkgutil
+import posixpath
+import re
 import sys
+import time
 from pathlib import Path
 
 from mkdocs.structure.files import File
@@ -61,6 +64,27 @@ def on_config(config):
   config["nav"] = _drop_missing(config["nav"], Path(config["docs_dir"]))
   config["nav"].append({"API reference": [{m: f"api/{m}.md"} for m in public_modules()]})
   return config
+
+
+def on_page_markdown(markdown, page, config, files):
+  """Starts the page's clock; a link to a missing optional page becomes its plain text."""
+  page.meta["_started"] = time.perf_counter()
+  docs_dir = Path(config["docs_dir"])
+
+  def unlink(match):
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(page.file.src_uri), match.group(2)))
+    missing = target in OPTIONAL_PAGES and not (docs_dir / target).exists()
+    return match.group(1) if missing else match.group(0)
+
+  return re.sub(r"\[([^\]]+)\]\(([^)#]+\.md)(?:#[^)]*)?\)", unlink, markdown)
+
+
+def on_page_content(html, page, config, files):
+  """Logs how long the page took to render, its lesson code included."""
+  seconds = time.perf_counter() - page.meta.get("_started", time.perf_counter())
+  if seconds > 1:
+    log.info("%s: %.1f s", page.file.src_uri, seconds)
+  return html
 
 
 def on_files(files, config):

@@ -1,4 +1,4 @@
-"""What the lessons' hidden code blocks use: figures into the page, data made small."""
+"""Helpers of the lessons' hidden code blocks."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import base64
 import io
 
 
-def show(fig, alt: str = "figure") -> None:
-  """Prints ``fig`` as an inline PNG ``<img>`` (for a markdown-exec block with ``html="1"``)."""
+def figure_html(fig, alt: str = "figure") -> str:
+  """``fig`` as an inline PNG ``<img>`` element, for a markdown-exec block with ``html="1"``
+  to print (markdown-exec captures the block's own ``print``, not ``sys.stdout``)."""
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=96)
   data = base64.b64encode(buf.getvalue()).decode("ascii")
-  print(f'<img alt="{alt}" src="data:image/png;base64,{data}" />')
+  return f'<img alt="{alt}" src="data:image/png;base64,{data}" />'
