@@ -20,6 +20,7 @@ def predict_classes(scores: jax.Array, threshold: float = 0.5) -> jax.Array:
 
   Pure and jit-able (no value checks). Returns int32 ``(n,)``.
 
+  >>> import jax.numpy as jnp
   >>> predict_classes(jnp.array([0.2, 0.7, 0.5]))
   Array([0, 1, 1], dtype=int32)
   >>> predict_classes(jnp.array([[0.1, 2.0], [3.0, -1.0]]))
@@ -61,8 +62,8 @@ def _true_and_predicted(labels, scores, threshold, sample_weight, pos_label):
   s = _in.host_scores(scores)
   w = _in.host_weights(sample_weight)
   if binary:
-    if not np.isfinite(float(threshold)):
-      _in._fail("threshold", f"must be a finite number, got {threshold!r}")
+    if np.isnan(float(threshold)):
+      _in._fail("threshold", "is NaN")
     true = _in.host_binary_labels(labels, pos_label).astype(np.intp)
     return true, (s >= threshold).astype(np.intp), 2, w, np
   true = _in.host_class_labels(labels, s.shape[1])
@@ -123,6 +124,14 @@ def _rate(kind: str, labels, scores, threshold, average, sample_weight, pos_labe
   return _averaged(num, den, weight, present, average, classes, k == 2, xp)
 
 
+def _documented(weighting: str):
+  """Completes a rate's docstring with the arguments every rate shares."""
+  def wrap(fn):
+    fn.__doc__ = fn.__doc__.replace("{common}", _COMMON.format(weighting=weighting).strip())
+    return fn
+  return wrap
+
+
 _COMMON = """
   Args:
     labels: ``(n,)`` true classes (binary: 0/1 or -1/1, or two values with
@@ -147,13 +156,16 @@ _COMMON = """
 """
 
 
+@_documented("each class's support (its weight in ``labels``)")
 def tpr(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: Optional[str] = "binary",
         *, sample_weight: Optional[jax.Array] = None, pos_label=None,
         classes: Optional[Sequence[int]] = None) -> jax.Array:
   """True-positive rate TP / (TP + FN): recall, sensitivity, signal efficiency.
 
   Equals ``sklearn.metrics.recall_score`` of the predictions.
-  """ + _COMMON.format(weighting="each class's support (its weight in ``labels``)") + """
+
+  {common}
+
   >>> float(tpr([0, 1, 1, 1], [0.9, 0.8, 0.4, 0.6]))
   0.6666666666666666
   """
@@ -163,6 +175,7 @@ def tpr(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: O
 recall = tpr
 
 
+@_documented("each class's negatives (the denominator)")
 def fpr(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: Optional[str] = "binary",
         *, sample_weight: Optional[jax.Array] = None, pos_label=None,
         classes: Optional[Sequence[int]] = None) -> jax.Array:
@@ -170,33 +183,41 @@ def fpr(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: O
 
   Not in scikit-learn; the one-vs-rest counts are those of
   ``sklearn.metrics.multilabel_confusion_matrix``.
-  """ + _COMMON.format(weighting="each class's negatives (the denominator)") + """
+
+  {common}
+
   >>> float(fpr([0, 0, 1, 1], [0.9, 0.2, 0.4, 0.6]))
   0.5
   """
   return _rate("fpr", labels, scores, threshold, average, sample_weight, pos_label, classes)
 
 
+@_documented("each class's support")
 def precision(labels: jax.Array, scores: jax.Array, threshold: float = 0.5,
               average: Optional[str] = "binary", *, sample_weight: Optional[jax.Array] = None,
               pos_label=None, classes: Optional[Sequence[int]] = None) -> jax.Array:
   """Precision TP / (TP + FP), the purity of the selected sample.
 
   Equals ``sklearn.metrics.precision_score`` of the predictions.
-  """ + _COMMON.format(weighting="each class's support") + """
+
+  {common}
+
   >>> float(precision([0, 0, 1, 1], [0.9, 0.2, 0.4, 0.6]))
   0.5
   """
   return _rate("precision", labels, scores, threshold, average, sample_weight, pos_label, classes)
 
 
+@_documented("each class's support")
 def f1(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: Optional[str] = "binary",
        *, sample_weight: Optional[jax.Array] = None, pos_label=None,
        classes: Optional[Sequence[int]] = None) -> jax.Array:
   """F1 score 2 TP / (2 TP + FP + FN), the harmonic mean of precision and recall.
 
   Equals ``sklearn.metrics.f1_score`` of the predictions.
-  """ + _COMMON.format(weighting="each class's support") + """
+
+  {common}
+
   >>> float(f1([0, 0, 1, 1], [0.9, 0.2, 0.4, 0.6]))
   0.5
   """

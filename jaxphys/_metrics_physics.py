@@ -167,7 +167,7 @@ def discovery_significance(labels: jax.Array, scores: jax.Array, n_signal: float
 
 
 def _traced_discovery(pos, s, w, n_signal, n_background, rel, min_background, threshold):
-  dtype = jnp.result_type(float, s.dtype if w is None else w.dtype)
+  dtype = jnp.promote_types(jnp.float32, jnp.result_type(float, s.dtype if w is None else w.dtype))
   ws = jnp.ones(s.shape[0], dtype) if w is None else w.astype(dtype)
   total_s, total_b = jnp.sum(jnp.where(pos, ws, 0)), jnp.sum(jnp.where(pos, 0, ws))
   if threshold is not None:

@@ -36,8 +36,8 @@ those present; thresholds keep the scores' dtype (scikit-learn returns float64).
 
 from __future__ import annotations
 
-from jaxphys._metrics_classification import (accuracy, confusion_matrix, f1, fpr, precision,
-                                             predict_classes, recall, tpr)
+from jaxphys._metrics_classification import (_class_labels, accuracy, confusion_matrix, f1, fpr,
+                                             precision, predict_classes, recall, tpr)
 from jaxphys._metrics_physics import Discovery, asimov_significance, discovery_significance
 from jaxphys._metrics_ranking import WorkingPoint, roc_auc, roc_curve, roc_points, working_point
 
@@ -46,3 +46,8 @@ __all__ = [
     "recall", "f1", "roc_points", "roc_curve", "roc_auc", "WorkingPoint",
     "working_point", "asimov_significance", "Discovery", "discovery_significance",
 ]
+
+# The public names live here (documentation, doctests, error messages), wherever defined.
+for _name in __all__:
+  globals()[_name].__module__ = __name__
+del _name

@@ -70,3 +70,38 @@ def test_softmax_ce_gradients():
 
 def test_one_hot():
   np.testing.assert_array_equal(jp.one_hot(jnp.array([0, 2]), 3), [[1, 0, 0], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_bce_equals_optax_at_any_logit(dtype):
+  import optax
+  z = jnp.concatenate([-jnp.logspace(-8, 3, 200), jnp.zeros(1), jnp.logspace(-8, 3, 200)]).astype(dtype)
+  for label in (0.0, 1.0, 0.3):
+    y = jnp.full(z.shape, label, dtype)
+    np.testing.assert_array_equal(jp.binary_cross_entropy(z, y), optax.sigmoid_binary_cross_entropy(z, y))
+    g_ours = jax.grad(lambda z: jp.binary_cross_entropy(z, y).sum())(z)
+    g_optax = jax.grad(lambda z: optax.sigmoid_binary_cross_entropy(z, y).sum())(z)
+    np.testing.assert_array_equal(g_ours, g_optax)
+
+
+def test_bce_float32_is_accurate_for_y1_at_large_logits():
+  # The old softplus(z) - y z lost everything from z ~ 14.6 on: compare with float64.
+  z = np.array([5.0, 10.0, 14.6, 20.0, 40.0, 80.0])
+  ref = np.log1p(np.exp(-z))  # -log sigmoid(z), accurate in float64
+  out = jp.binary_cross_entropy(z.astype(np.float32), np.ones(6, np.float32))
+  np.testing.assert_allclose(out, ref, rtol=1e-6)
+  grad = jax.grad(lambda z: jp.binary_cross_entropy(z, jnp.ones(6)).sum())(z.astype(np.float32))
+  np.testing.assert_allclose(grad, -1 / (1 + np.exp(z)), rtol=1e-5)  # sigmoid(z) - 1 = -sigmoid(-z)
+
+
+def test_loss_shapes_are_checked():
+  with pytest.raises(ValueError, match=r"^labels: shape \(4, 4\) does not match logits' shape \(4,\)"):
+    jp.binary_cross_entropy(jnp.zeros(4), jnp.zeros((4, 4)))
+  np.testing.assert_allclose(jp.binary_cross_entropy(jnp.zeros((4, 1)), jnp.ones(4)), np.full((4, 1), np.log(2)),
+                             rtol=1e-6)  # an (n, 1) column is (n,)
+  with pytest.raises(ValueError, match=r"^labels: shape \(3,\) matches neither"):
+    jp.softmax_cross_entropy(jnp.zeros((4, 3)), jnp.zeros(3, int))
+  with pytest.raises(ValueError, match=r"^labels: integer class labels must be in \[0, 3\)"):
+    jp.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.array([0, 3]))
+  with pytest.raises(ValueError, match=r"^labels: integer class labels must be in \[0, 3\)"):
+    jp.softmax_cross_entropy(jnp.zeros((2, 3)), jnp.array([-1, 0]))
