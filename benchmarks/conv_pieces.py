@@ -45,7 +45,6 @@ def xla_pieces(x, w, g, jaxphys_options: bool) -> dict:
   for it; ``value()`` returns the result as NHWC / HWIO NumPy."""
   import jax
   import numpy as np
-  import jaxphys as jp
 
   def conv(x, w):
     return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))

@@ -107,7 +107,6 @@ def main(argv=None) -> dict:
   args = ap.parse_args(argv)
   import os
   import jax
-  import jaxphys as jp
   from jaxphys.train import _backend as jt
   opts = lambda flops: jt.options(jax.default_backend(), convolutions=False, dot_flops=flops)
 

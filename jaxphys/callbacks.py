@@ -27,7 +27,7 @@ import csv
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +48,10 @@ class Loop:
     initial_epoch: the first epoch to run (``on_train_begin`` may change it: resume).
     history: metric name -> list, one entry per epoch done.
     stop_training: set True to stop after the current epoch.
+
+  >>> loop = Loop(state=None, key=None, epochs=3)
+  >>> loop.initial_epoch, loop.history, loop.stop_training
+  (0, {}, False)
   """
 
   state: Any
@@ -59,7 +63,14 @@ class Loop:
 
 
 class Callback:
-  """Base class of callbacks: every hook is a no-op, override the ones you need."""
+  """Base class of callbacks: every hook is a no-op, override the ones you need.
+
+  >>> class Print(Callback):
+  ...   def on_epoch_end(self, loop, epoch, logs):
+  ...     print(epoch, sorted(logs))
+  >>> Print().on_epoch_end(Loop(state=None, key=None, epochs=1), 0, {"train_loss": 0.5})
+  0 ['train_loss']
+  """
 
   def on_train_begin(self, loop: Loop) -> None:
     """Before the first epoch."""
@@ -153,6 +164,13 @@ class CSVLogger(Callback):
   A metric of K runs takes columns ``name[0]`` .. ``name[K-1]``. With ``append=True``
   rows are added to an existing file (a resumed run) instead of replacing it. The file
   is flushed after every epoch.
+
+  >>> import tempfile, pathlib
+  >>> path = pathlib.Path(tempfile.mkdtemp()) / "metrics.csv"
+  >>> log, loop = CSVLogger(path), Loop(state=None, key=None, epochs=1)
+  >>> log.on_train_begin(loop); log.on_epoch_end(loop, 0, {"train_loss": 0.5}); log.on_train_end(loop)
+  >>> path.read_text().splitlines()
+  ['epoch,train_loss', '0,0.5']
   """
 
   def __init__(self, path, *, append: bool = False):
@@ -189,6 +207,13 @@ class TensorBoard(Callback):
 
   Event files are written with ``tensorboardX`` (no TensorFlow needed; view them with
   ``tensorboard --logdir DIR``). A metric of K runs is written as ``name/run_k``.
+
+  >>> import tempfile, pathlib
+  >>> logdir, loop = pathlib.Path(tempfile.mkdtemp()), Loop(state=None, key=None, epochs=1)
+  >>> tb = TensorBoard(logdir)
+  >>> tb.on_train_begin(loop); tb.on_epoch_end(loop, 0, {"train_loss": 0.5}); tb.on_train_end(loop)
+  >>> len(list(logdir.glob("events.out.tfevents.*")))
+  1
   """
 
   def __init__(self, logdir):
@@ -230,6 +255,11 @@ class ProgressBar(Callback):
   """Shows progress: a bar over the epochs on a terminal, one plain line per epoch
   otherwise (a file, a pipe, a notebook's captured output), on ``file`` (default
   ``sys.stderr``). Values of K runs are shown as their mean.
+
+  >>> import sys
+  >>> bar, loop = ProgressBar(sys.stdout), Loop(state=None, key=None, epochs=2)
+  >>> bar.on_train_begin(loop); bar.on_epoch_end(loop, 0, {"train_loss": 0.25, "epoch_seconds": 1.5})
+  epoch 1/2  train_loss 0.25  1.5 s
   """
 
   def __init__(self, file=None):

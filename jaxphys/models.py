@@ -38,6 +38,11 @@ class LogisticRegression(nn.Module):
   r"""One logit :math:`z = w \cdot x + b`; :math:`p(y=1|x) = \sigma(z)`.
 
   ``(batch, ...) -> (batch,)`` logits.
+
+  >>> import jax, jax.numpy as jnp
+  >>> m = LogisticRegression()
+  >>> m.apply(m.init(jax.random.key(0), jnp.ones((1, 3))), jnp.ones((4, 3))).shape
+  (4,)
   """
 
   @nn.compact
@@ -50,6 +55,11 @@ class SoftmaxRegression(nn.Module):
   r"""Multinomial logistic regression :math:`z = W x + b`, :math:`p = \mathrm{softmax}(z)`.
 
   ``(batch, ...) -> (batch, num_classes)`` logits.
+
+  >>> import jax, jax.numpy as jnp
+  >>> m = SoftmaxRegression(3)
+  >>> m.apply(m.init(jax.random.key(0), jnp.ones((1, 4))), jnp.ones((2, 4))).shape
+  (2, 3)
   """
 
   num_classes: int = 10
@@ -72,6 +82,11 @@ class MLP(nn.Module):
 
   ``(batch, ...) -> (batch, features[-1])`` logits, or ``(batch,)`` if
   ``features[-1] == 1``.
+
+  >>> import jax, jax.numpy as jnp
+  >>> m = MLP((8, 1), activation="tanh")
+  >>> m.apply(m.init(jax.random.key(0), jnp.ones((1, 18))), jnp.ones((5, 18))).shape
+  (5,)
   """
 
   features: Sequence[int] = (512, 512, 10)
@@ -110,6 +125,11 @@ class CNN(nn.Module):
     activation: name or callable, after every convolution and hidden dense layer.
 
   ``(batch, height, width, channels) -> (batch, num_classes)`` logits.
+
+  >>> import jax, jax.numpy as jnp
+  >>> m = CNN(conv_features=(4,), dense_features=(8,), num_classes=3)
+  >>> m.apply(m.init(jax.random.key(0), jnp.ones((1, 8, 8, 1))), jnp.ones((2, 8, 8, 1))).shape
+  (2, 3)
   """
 
   conv_features: Sequence[int] = (32, 64)
@@ -153,6 +173,11 @@ class ResidualBlock(nn.Module):
 
   ``(batch, h, w, c) -> (batch, h / stride, w / stride, features)``; the skip is a 1x1
   convolution with BatchNorm when the shape changes.
+
+  >>> import jax, jax.numpy as jnp
+  >>> b = ResidualBlock(8, stride=2)
+  >>> b.apply(b.init(jax.random.key(0), jnp.ones((1, 6, 6, 4))), jnp.ones((2, 6, 6, 4))).shape
+  (2, 3, 3, 8)
   """
 
   features: int

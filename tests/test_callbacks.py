@@ -4,7 +4,6 @@ import csv
 import io
 import struct
 
-import chex
 import jax
 import numpy as np
 import optax
@@ -142,3 +141,16 @@ def test_fit_without_callbacks_prints_nothing(capsys):
 def test_checkpointer_is_reexported():
   from jaxphys.checkpoint import Checkpointer
   assert jp.callbacks.Checkpointer is Checkpointer
+
+
+def test_progress_bar_draws_a_bar_on_a_terminal():
+  class Terminal(io.StringIO):
+    def isatty(self):
+      return True
+
+  state, step, ev, x, y = _setup()
+  out = Terminal()
+  jp.fit(state, step, x, y, key=jax.random.key(1), epochs=2, batch_size=16, callbacks=[ProgressBar(out)])
+  text = out.getvalue()
+  assert "\r" in text and "2/2" in text  # tqdm's bar, redrawn in place
+  assert "epoch 1/2  train_loss" in text and "epoch 2/2  train_loss" in text

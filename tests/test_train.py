@@ -263,3 +263,14 @@ def test_memory_stays_flat_over_hundreds_of_epochs():
          eval_data=(x, y), callbacks=[_OnEpoch(record)])
   assert max(live[50:]) == live[50], (live[50], max(live[50:]))
   assert resident[-1] - resident[50] < 8 * 1024, (resident[50], resident[-1])  # KiB
+
+
+def test_divergence_names_the_epoch_step_and_run():
+  model, _, x, y = _mlp_setup()
+  tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+  states = jp.create_train_states(jax.random.split(jax.random.key(0), 2), model, tx, x)
+  states.opt_state.hyperparams["learning_rate"] = jnp.array([0.1, 1e30])  # run 1 blows up
+  with pytest.raises(jp.errors.TrainingDiverged, match=r"training diverged at epoch 0, step \d+ in run\(s\) 1") as e:
+    jp.fit(states, step, x, y, key=jax.random.key(1), epochs=3, batch_size=32)
+  assert e.value.runs == [1] and e.value.step >= 1 and e.value.history == {}

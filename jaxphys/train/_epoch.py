@@ -171,11 +171,17 @@ class TrainEpoch:
       words = words[0]
     return padded_order(host_order(words, epoch, self.n), self.num_batches, self.batch_size)
 
+  def _plan(self, key, epoch: int, order: np.ndarray):
+    return (self.replicate(order), self.mask, self._keys(self.replicate(key), np.int32(epoch)))
+
+  def compile(self, state, key, epoch: int, order: np.ndarray) -> None:
+    """Compiles ahead of the first epoch (once)."""
+    self._pass.compile(state, self.data, self._plan(key, epoch, order))
+
   def start(self, state, key, epoch: int, order: np.ndarray):
     """Dispatches the epoch (``order`` from :meth:`order`); returns ``(state, sums)``
     without waiting."""
-    plan = (self.replicate(order), self.mask, self._keys(self.replicate(key), np.int32(epoch)))
-    return self._pass(state, self.data, plan)
+    return self._pass(state, self.data, self._plan(key, epoch, order))
 
   def __call__(self, state, key, epoch: int):
     state, sums = self.start(state, key, epoch, self.order(key_words(key), epoch))
@@ -198,6 +204,10 @@ class Evaluation:
       return state, (m if sums is None else _accumulate(sums, m, jnp.sum(batch["weight"])))
 
     self._pass = _Pass(batch_fn, nb, num_runs, None, replicate, donate=False)
+
+  def compile(self, state) -> None:
+    """Compiles ahead of the first pass (once)."""
+    self._pass.compile(state, self.data, self.plan)
 
   def __call__(self, state) -> dict:
     """Dispatches the pass over ``state`` (or params); returns the metric sums."""

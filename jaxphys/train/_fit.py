@@ -111,14 +111,24 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
       eval_step, xe, ye, we, batch_size=eval_batch_size, num_runs=num_runs, replicate=replicate, split=split)
 
   loop = Loop(state=state, key=key, epochs=int(epochs), initial_epoch=int(initial_epoch))
+  return _run(loop, list(callbacks), epoch_fn, evaluation, num_runs)
+
+
+def _run(loop: Loop, callbacks: list, epoch_fn: TrainEpoch, evaluation: Optional[Evaluation],
+         num_runs: Optional[int]) -> tuple[TrainState, dict]:
+  """The epochs of :func:`fit`, with its callbacks; ``(state, history)``."""
   for cb in callbacks:
     cb.on_train_begin(loop)
   loop.history = {k: list(v) for k, v in loop.history.items()}
   keys = run_keys(loop.key, num_runs)
-  words, keys = key_words(keys), replicate(keys)
-  state = replicate(loop.state)
+  words, keys = key_words(keys), epoch_fn.replicate(keys)
+  state = epoch_fn.replicate(loop.state)
   order = epoch_fn.order(words, loop.initial_epoch)
-  compile_seconds = _compile(epoch_fn, evaluation, state, keys, loop.initial_epoch, order)
+  start = time.perf_counter()
+  epoch_fn.compile(state, keys, loop.initial_epoch, order)
+  if evaluation is not None:
+    evaluation.compile(state)
+  compile_seconds = time.perf_counter() - start
   for epoch in range(loop.initial_epoch, loop.epochs):
     start = time.perf_counter()
     state, sums = epoch_fn.start(state, keys, epoch, order)
@@ -127,18 +137,14 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
     sums = jax.device_get(sums)
     seconds = time.perf_counter() - start
     _check_finite(epoch, sums, state.params, num_runs, loop.history)
-    logs = {f"train_{k}": v for k, v in means(sums).items()}
-    logs.update(_learning_rate(state.opt_state))
-    if evaluation is not None:
-      logs.update({f"eval_{k}": v for k, v in means(evaluation(state)).items()})
-    logs["epoch_seconds"] = seconds
+    logs = _logs(sums, state, evaluation, seconds)
     for k, v in logs.items():
       loop.history.setdefault(k, []).append(v)
     loop.state = state
     for cb in callbacks:
       cb.on_epoch_end(loop, epoch, logs)
-    if loop.state is not state:
-      state = replicate(loop.state)
+    if loop.state is not state:  # a callback replaced it
+      state = epoch_fn.replicate(loop.state)
     if loop.stop_training:
       break
   for cb in callbacks:
@@ -148,14 +154,14 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
   return loop.state, history
 
 
-def _compile(epoch_fn, evaluation, state, keys, epoch, order) -> float:
-  """Compiles the epoch and the evaluation ahead of the first epoch; seconds taken."""
-  start = time.perf_counter()
-  plan = (epoch_fn.replicate(order), epoch_fn.mask, epoch_fn._keys(keys, np.int32(epoch)))
-  epoch_fn._pass.compile(state, epoch_fn.data, plan)
+def _logs(sums: dict, state: TrainState, evaluation: Optional[Evaluation], seconds: float) -> dict:
+  """One epoch's record: training means, learning rate, evaluation means, seconds."""
+  logs = {f"train_{k}": v for k, v in means(sums).items()}
+  logs.update(_learning_rate(state.opt_state))
   if evaluation is not None:
-    evaluation._pass.compile(state, evaluation.data, evaluation.plan)
-  return time.perf_counter() - start
+    logs.update({f"eval_{k}": v for k, v in means(evaluation(state)).items()})
+  logs["epoch_seconds"] = seconds
+  return logs
 
 
 def _learning_rate(opt_state) -> dict:
