@@ -32,10 +32,10 @@ MODELS = ("softmax", "mlp", "cnn", "resnet")
 AUGMENTATIONS = ("none", "shift", "full")
 # Per-model defaults of the settings left at None; "resnet" is tuned for MNIST-5k (issue 21).
 PRESETS = {
-    "softmax": dict(epochs=30, lr=5e-3, augmentation="shift", dropout=0.0),
-    "mlp": dict(epochs=30, lr=1e-3, augmentation="shift", dropout=0.2),
-    "cnn": dict(epochs=30, lr=1e-3, augmentation="shift", dropout=0.0),
-    "resnet": dict(epochs=40, lr=2e-3, augmentation="full", dropout=0.0),
+    "softmax": dict(epochs=30, lr=5e-3, augmentation="shift", dropout=0.0, l2=0.0),
+    "mlp": dict(epochs=30, lr=1e-3, augmentation="shift", dropout=0.2, l2=0.0),
+    "cnn": dict(epochs=30, lr=1e-3, augmentation="shift", dropout=0.0, l2=0.0),
+    "resnet": dict(epochs=40, lr=2e-3, augmentation="full", dropout=0.0, l2=5e-4),
 }
 # The rungs of the ladder (no --model): (model, augmentation; None: the model's preset).
 LADDER = (("softmax", None), ("mlp", None), ("cnn", None), ("cnn", "full"), ("resnet", "full"))
@@ -60,7 +60,8 @@ class Config(base.TrainingConfig):
                                "'constant', --resume may add epochs)", choices=("cosine", "constant"))
   warmup_epochs: int = base.setting(1, "linear warm-up epochs (at most half the run)",
                                     low=0, high=base.MAX_COUNT)
-  l2: float = base.setting(0.0, "L2 regularisation strength", low=0.0)
+  l2: Optional[float] = base.setting(None, "L2 regularisation strength (reg_strength of "
+                                     "jaxphys.l2, biases excluded)", low=0.0)
   dropout: Optional[float] = base.setting(None, "dropout rate (MLP)", low=0.0, high=1.0,
                                           high_open=True)
   max_train: Optional[int] = base.setting(None, "use this many training images only (a random "
@@ -201,7 +202,7 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
   """The command line: ``jaxphys mnist --help``."""
   shown = {k: "per model: " + ", ".join(f"{m} {PRESETS[m][k]}" for m in MODELS)
-           for k in ("epochs", "lr", "augmentation", "dropout")}
+           for k in ("epochs", "lr", "augmentation", "dropout", "l2")}
   parser = base.make_parser(Config, __doc__.split("\n\n")[0], defaults=shown)
   parser.prog = prog or parser.prog
   return run_experiment(parser, Config, train_and_evaluate, argv)
