@@ -26,7 +26,7 @@ from jaxphys import augment, data
 from jaxphys.experiments import base, mnist_report
 from jaxphys.experiments.cli import run_experiment
 from jaxphys.experiments.runner import (data_identity, open_run, resume_record, run_identity,
-                                        training_callbacks)
+                                        selected_epoch, training_callbacks)
 
 MODELS = ("softmax", "mlp", "cnn", "resnet")
 AUGMENTATIONS = ("none", "shift", "full")
@@ -171,7 +171,8 @@ def train_one(config: Config, ds: data.ImageDataset, staging: Path, checkpoints:
                           eval_step=jp.make_eval_step(model.apply, jp.softmax_cross_entropy))
   wall = time.perf_counter() - start
   return mnist_report.report(config, ds, model, state, history, split, staging, aug, plot_key,
-                             {"wall_seconds": wall, "resume": resume_record(callbacks)})
+                             {"wall_seconds": wall, "resume": resume_record(callbacks),
+                              "selected_epoch": selected_epoch(callbacks)})
 
 
 def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None) -> dict:

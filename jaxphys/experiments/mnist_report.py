@@ -23,11 +23,11 @@ def label(config) -> str:
   return config.model if config.augmentation == "none" else f"{config.model} + {config.augmentation}"
 
 
-def _selected(config, history: dict) -> dict:
-  """The epoch kept: the best of ``config.monitor`` on the validation split (first if tied)."""
+def _selected(config, history: dict, epoch: int) -> dict:
+  """The epoch kept (1-based ``epoch``, chosen on the validation split) and its values."""
   values = np.asarray(history[config.monitor], dtype=np.float64)
-  best = int(np.argmax(values) if config.monitor.endswith("accuracy") else np.argmin(values))
-  return {"monitor": config.monitor, "epoch": best + 1, "value": float(values[best]),
+  best = epoch - 1
+  return {"monitor": config.monitor, "epoch": epoch, "value": float(values[best]),
           "epochs_trained": int(len(values)),
           "valid_accuracy": float(history["eval_accuracy"][best]),
           "valid_loss": float(history["eval_loss"][best])}
@@ -53,6 +53,7 @@ def report(config, ds, model, state, history, split, staging: Path, aug, key, ex
   """Evaluates the selected ``state`` on the test set and writes ``staging``'s files;
   ``extra`` (wall time, resumption) goes into the results as it is."""
   (x, y), (x_test, y_test) = split["train"], split["test"]
+  extra = dict(extra)
   test = _test_metrics(model, state, x_test, y_test, ds.class_names)
   pred = test.pop("_pred")
   epoch_s = np.asarray(history["epoch_seconds"])
@@ -62,7 +63,8 @@ def report(config, ds, model, state, history, split, staging: Path, aug, key, ex
       "augment": config.augmentation != "none", "epochs": config.epochs, "seed": config.seed,
       "config": dataclasses.asdict(config), "data_source": ds.source, "data_sha256": split["identity"],
       "n_train": int(len(x)), "n_valid": int(len(split["valid"][1])), "n_test": int(len(x_test)),
-      "batch_size": split["batch_size"], "selected": _selected(config, history), **test,
+      "batch_size": split["batch_size"],
+      "selected": _selected(config, history, extra.pop("selected_epoch")), **test,
       "train_seconds": float(epoch_s.sum()), **extra,
       "images_per_second": len(x) / float(np.median(epoch_s[1:] if len(epoch_s) > 1 else epoch_s)),
       "history": hist, "environment": environment()}

@@ -19,7 +19,7 @@ from jaxphys.experiments.environment import environment
 from jaxphys.runs import RunDirectory
 
 __all__ = ["open_run", "training_callbacks", "data_identity", "write_json", "run_identity",
-           "resume_record"]
+           "resume_record", "SelectBest", "selected_epoch"]
 
 LOG = "log.txt"
 
@@ -105,6 +105,32 @@ def run_identity(config, data: str) -> dict:
   return {**settings, "data": data}
 
 
+class SelectBest(cb.EarlyStopping):
+  """``EarlyStopping(restore_best=True)`` that also weighs the epochs a resumed run restored:
+  the best of them comes back from its checkpoint (the Checkpointer keeps the best by the
+  same metric); if that checkpoint is gone, the restored latest epoch stands in for them.
+  ``best_epoch`` (0-based) is the epoch of the state that training returns."""
+
+  def __init__(self, monitor: str, mode: str, patience: int, checkpointer=None):
+    super().__init__(monitor, mode=mode, patience=patience, restore_best=True)
+    self.checkpointer = checkpointer
+
+  def on_train_begin(self, loop) -> None:
+    super().on_train_begin(loop)
+    past = [float(np.mean(v)) for v in loop.history.get(self.monitor, [])]
+    if not past:
+      return
+    best = int(np.argmin(past) if self.mode == "min" else np.argmax(past))
+    restored = None
+    if best < len(past) - 1 and best + 1 in (self.checkpointer.all_epochs() if self.checkpointer else ()):
+      restored = self.checkpointer.restore(loop.state, loop.key, epochs_done=best + 1)
+    if restored is None:  # the restored latest epoch stands in
+      best = len(past) - 1
+    self.best, self.best_epoch = past[best], best
+    self.best_state = loop.state if restored is None else restored[1]
+    self._wait = len(past) - 1 - best
+
+
 def training_callbacks(config, *, say: Console, staging: Path, checkpoints: Path, identity: dict,
                        allowed_changes, monitor: str, mode: str, prefix: str = "") -> list:
   """The callbacks of one training: validation-based selection (and early stopping with
@@ -112,14 +138,15 @@ def training_callbacks(config, *, say: Console, staging: Path, checkpoints: Path
   ``metrics.csv``, TensorBoard events, per-epoch log lines and, unless quiet, a progress
   display. ``staging`` is the folder for this training's files."""
   staging.mkdir(parents=True, exist_ok=True)
-  callbacks = [cb.EarlyStopping(monitor=monitor, mode=mode, patience=config.patience or config.epochs + 1,
-                                restore_best=True),
-               cb.CSVLogger(staging / "metrics.csv"), cb.TensorBoard(staging / "tensorboard"),
-               EpochLines(say, prefix)]
+  checkpointer = None
   if config.checkpoint_every or config.resume:
-    callbacks.insert(0, cb.Checkpointer(
+    checkpointer = cb.Checkpointer(
         checkpoints, every=config.checkpoint_every or config.epochs, keep=2, best_metric=monitor,
-        best_mode=mode, resume=config.resume, config=identity, allowed_changes=tuple(allowed_changes)))
+        best_mode=mode, resume=config.resume, config=identity, allowed_changes=tuple(allowed_changes))
+  select = SelectBest(monitor, mode, config.patience or config.epochs + 1, checkpointer)
+  callbacks = [c for c in (checkpointer, select) if c is not None]
+  callbacks += [cb.CSVLogger(staging / "metrics.csv"), cb.TensorBoard(staging / "tensorboard"),
+                EpochLines(say, prefix)]
   if not config.quiet:
     callbacks.append(cb.ProgressBar())
   return callbacks
@@ -132,3 +159,9 @@ def resume_record(callbacks) -> dict:
     if isinstance(c, cb.Checkpointer):
       return {"resumed_from": c.resumed_from, "changes": list(c.changes)}
   return {"resumed_from": None, "changes": []}
+
+
+def selected_epoch(callbacks) -> int:
+  """The 1-based epoch whose state training returned (chosen on validation)."""
+  select = next(c for c in callbacks if isinstance(c, SelectBest))
+  return select.best_epoch + 1

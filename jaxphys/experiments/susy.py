@@ -30,7 +30,7 @@ from jaxphys.experiments import base, susy_report
 from jaxphys.experiments.cli import run_experiment
 from jaxphys.experiments.environment import environment
 from jaxphys.experiments.runner import (data_identity, open_run, resume_record, run_identity,
-                                        training_callbacks, write_json)
+                                        selected_epoch, training_callbacks, write_json)
 from jaxphys.experiments.susy_models import NETWORKS, network_bytes, train_network, train_trees
 
 MODELS = ("logreg", "trees", "shallow", "deep", "modern")
@@ -130,7 +130,7 @@ def _train_model(name, fs, config, loaded, key, run, say) -> tuple[dict, dict]:
       identity=run_identity(config, loaded["identity"]), allowed_changes=base.BaseConfig.HARMLESS,
       monitor="eval_loss", mode="min", prefix=f"{name} {fs}: ")
   scores, info = train_network(name, config, splits, key, callbacks)
-  return scores, {**info, "resume": resume_record(callbacks)}
+  return scores, {**info, "resume": resume_record(callbacks), "selected_epoch": selected_epoch(callbacks)}
 
 
 def train_and_evaluate(config: Config, workdir) -> dict:
