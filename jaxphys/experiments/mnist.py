@@ -162,9 +162,9 @@ def train_one(config: Config, ds: data.ImageDataset, staging: Path, checkpoints:
                             regularizer=jp.l2 if config.l2 else None, augment=aug)
   mode = "max" if config.monitor.endswith("accuracy") else "min"
   callbacks = training_callbacks(
-      config, say=say, staging=staging, checkpoints=checkpoints, mode=mode, monitor=config.monitor,
-      identity=run_identity(config, split["identity"]), allowed_changes=allowed_changes(config),
-      prefix=f"{mnist_report.label(config)}: ")
+      config, epochs=config.epochs, say=say, staging=staging, checkpoints=checkpoints, mode=mode,
+      monitor=config.monitor, identity=run_identity(config, split["identity"]),
+      allowed_changes=allowed_changes(config), prefix=f"{mnist_report.label(config)}: ")
   start = time.perf_counter()
   state, history = jp.fit(state, step, x, y, key=fit_key, epochs=config.epochs,
                           batch_size=split["batch_size"], callbacks=callbacks, eval_data=valid,

@@ -131,19 +131,19 @@ class SelectBest(cb.EarlyStopping):
     self._wait = len(past) - 1 - best
 
 
-def training_callbacks(config, *, say: Console, staging: Path, checkpoints: Path, identity: dict,
-                       allowed_changes, monitor: str, mode: str, prefix: str = "") -> list:
+def training_callbacks(config, *, epochs: int, say: Console, staging: Path, checkpoints: Path,
+                       identity: dict, allowed_changes, monitor: str, mode: str, prefix: str = "") -> list:
   """The callbacks of one training: validation-based selection (and early stopping with
   ``config.patience``), checkpoints (``config.checkpoint_every``, ``config.resume``),
   ``metrics.csv``, TensorBoard events, per-epoch log lines and, unless quiet, a progress
-  display. ``staging`` is the folder for this training's files."""
+  display. ``epochs``: this training's; ``staging``: the folder for its files."""
   staging.mkdir(parents=True, exist_ok=True)
   checkpointer = None
   if config.checkpoint_every or config.resume:
     checkpointer = cb.Checkpointer(
-        checkpoints, every=config.checkpoint_every or config.epochs, keep=2, best_metric=monitor,
+        checkpoints, every=config.checkpoint_every or epochs, keep=2, best_metric=monitor,
         best_mode=mode, resume=config.resume, config=identity, allowed_changes=tuple(allowed_changes))
-  select = SelectBest(monitor, mode, config.patience or config.epochs + 1, checkpointer)
+  select = SelectBest(monitor, mode, config.patience or epochs + 1, checkpointer)
   callbacks = [c for c in (checkpointer, select) if c is not None]
   callbacks += [cb.CSVLogger(staging / "metrics.csv"), cb.TensorBoard(staging / "tensorboard"),
                 EpochLines(say, prefix)]

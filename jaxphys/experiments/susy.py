@@ -31,7 +31,8 @@ from jaxphys.experiments.cli import run_experiment
 from jaxphys.experiments.environment import environment
 from jaxphys.experiments.runner import (data_identity, open_run, resume_record, run_identity,
                                         selected_epoch, training_callbacks, write_json)
-from jaxphys.experiments.susy_models import NETWORKS, network_bytes, train_network, train_trees
+from jaxphys.experiments.susy_models import (NETWORKS, build_network, network_bytes, train_network,
+                                             train_trees)
 
 MODELS = ("logreg", "trees", "shallow", "deep", "modern")
 # Units of the simulated features, column by column (data.SUSY_COLUMNS); "": dimensionless.
@@ -125,10 +126,11 @@ def _train_model(name, fs, config, loaded, key, run, say) -> tuple[dict, dict]:
   splits = _standardise(loaded["splits"], data.FEATURE_SETS[fs])
   if name == "trees":
     return train_trees(config, splits, key)
+  folder = f"{name}_{fs}"
   callbacks = training_callbacks(
-      config, say=say, staging=run.staging / f"{name}_{fs}", checkpoints=run.checkpoints / f"{name}_{fs}",
-      identity=run_identity(config, loaded["identity"]), allowed_changes=base.BaseConfig.HARMLESS,
-      monitor="eval_loss", mode="min", prefix=f"{name} {fs}: ")
+      config, epochs=build_network(name, config)[0].epochs, say=say, staging=run.staging / folder,
+      checkpoints=run.checkpoints / folder, identity=run_identity(config, loaded["identity"]),
+      allowed_changes=base.BaseConfig.HARMLESS, monitor="eval_loss", mode="min", prefix=f"{name} {fs}: ")
   scores, info = train_network(name, config, splits, key, callbacks)
   return scores, {**info, "resume": resume_record(callbacks), "selected_epoch": selected_epoch(callbacks)}
 
