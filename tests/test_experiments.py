@@ -203,3 +203,12 @@ def test_susy_resume_with_changed_settings_is_refused(tmp_path, capsys):
     assert susy.main(changed + ["--resume"]) == 2
     err = capsys.readouterr().err
     assert name in err, err
+
+
+def test_susy_networks_keep_their_preset_epochs(tmp_path):
+  assert susy.main(["--simulate", "2000", "--features", "low", "--models", "logreg", "--seeds", "1",
+                    "--out", str(tmp_path), "--quiet"]) == 0
+  _, r = _published(tmp_path)
+  info = r["models"]["logreg"]["low"]
+  assert info["network"]["epochs"] == 5 and len(info["history"]["train_loss"]) == 5
+  assert 1 <= info["selected_epoch"] <= 5
