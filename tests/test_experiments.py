@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from experiment_data import write_tiny_mnist
-from jaxphys.checkpoint import load_params
+from jaxphys.checkpoint import load_model, load_params
 from jaxphys.experiments import mnist, quickstart, susy
 from jaxphys.runs import published_results
 
@@ -58,6 +58,8 @@ def test_mnist_run_publishes_every_output(tiny, tmp_path):
   template = mnist.build_model(mnist.resolve(mnist.Config(), "cnn"), 10).init(
       jax.random.key(0), jnp.ones((1, 28, 28, 1)))["params"]
   load_params(where / "params.msgpack", template)
+  predictor = load_model(where / "model")  # inference without the experiment's code
+  assert predictor(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
 
 
 def test_resnet_trains_with_batch_statistics(tiny, tmp_path):

@@ -20,7 +20,8 @@ from typing import Any, Optional
 import numpy as np
 
 __all__ = ["setting", "BaseConfig", "TrainingConfig", "check", "make_parser", "from_args",
-           "check_out", "check_memory", "UsageError", "ArgumentParser", "memory_bytes", "validation_split", "MAX_SEED"]
+           "check_out", "check_memory", "UsageError", "ArgumentParser", "memory_bytes",
+           "validation_split", "MAX_SEED"]
 
 MAX_SEED = 2 ** 63 - 1  # jax.random.key takes a signed 64-bit seed
 MAX_COUNT = 2 ** 31 - 1  # epochs, batch sizes, counts: int32 on device

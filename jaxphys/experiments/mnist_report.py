@@ -72,6 +72,7 @@ def report(config, ds, model, state, history, split, staging: Path, aug, key, ex
   checkpoint.save_params(staging / "params.msgpack", state.params)
   if state.model_state:
     checkpoint.save_params(staging / "model_state.msgpack", state.model_state)
+  checkpoint.save_model(staging / "model", model, state)  # jaxphys.checkpoint.load_model(...)
   _plots(results, ds, history, pred, staging, x, y, aug, key)
   return results
 
@@ -112,8 +113,8 @@ def summary_line(r: dict) -> str:
 
 def table(rows: list) -> str:
   """Markdown table of the runs: test accuracy, macro AUC, class recalls, speed."""
-  lines = ["| model | test accuracy | macro AUC | min/max class recall | selected epoch | images/s | wall s |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
+  lines = ["| model | test accuracy | macro AUC | min/max class recall | selected epoch | images/s "
+           "| wall s |", "| --- | --- | --- | --- | --- | --- | --- |"]
   for r in rows:
     rec = r["per_class"]["recall"]
     lines.append(f"| {label_of(r)} | {r['test_accuracy']:.4f} | {r['macro_auc']:.4f} | "
