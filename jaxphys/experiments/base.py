@@ -79,7 +79,12 @@ class TrainingConfig(BaseConfig):
 
 
 def check(config) -> None:
-  """Raises ``ValueError`` naming the first setting of ``config`` outside its range."""
+  """Raises ``ValueError`` naming the first setting of ``config`` outside its range.
+
+  >>> check(TrainingConfig(lr=float("nan")))
+  Traceback (most recent call last):
+  ValueError: lr must be a finite number, got nan
+  """
   hints = typing.get_type_hints(type(config))
   for f in dataclasses.fields(config):
     value, meta = getattr(config, f.name), f.metadata
@@ -121,7 +126,12 @@ def make_parser(config_cls, description: str, out_required: bool = True,
                 defaults: Optional[dict] = None) -> argparse.ArgumentParser:
   """One flag per field of ``config_cls`` (``--batch-size`` for ``batch_size``), plus
   ``--out`` and ``--debug``; ``--help`` shows each default (``defaults`` overrides the
-  shown value, e.g. "per model")."""
+  shown value, e.g. "per model").
+
+  >>> parser = make_parser(TrainingConfig, "demo")
+  >>> parser.parse_args(["--batch-size", "64", "--out", "runs/x"]).batch_size
+  64
+  """
   parser = ArgumentParser(description=description)
   hints = typing.get_type_hints(config_cls)
   for f in dataclasses.fields(config_cls):
@@ -151,9 +161,14 @@ def _add_flag(parser, f, hint, shown) -> None:
   parser.add_argument(flag, help=help_text, **kwargs)
 
 
-def from_args(config_cls, args: argparse.Namespace, **defaults):
+def from_args(config_cls, args: argparse.Namespace, **defaults) -> Any:
   """The config of parsed ``args``: flags given on the command line, else ``defaults``
-  (e.g. a model's preset), else the dataclass defaults; then :func:`check` ed."""
+  (e.g. a model's preset), else the dataclass defaults; then :func:`check` ed.
+
+  >>> flags = make_parser(TrainingConfig, "demo").parse_args(["--lr", "0.01", "--out", "x"])
+  >>> from_args(TrainingConfig, flags, epochs=5).lr, from_args(TrainingConfig, flags, epochs=5).epochs
+  (0.01, 5)
+  """
   names = {f.name for f in dataclasses.fields(config_cls)}
   given = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items() if k in names}
   config = config_cls(**{**{k: v for k, v in defaults.items() if v is not None}, **given})
@@ -175,7 +190,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def check_out(out) -> Path:
   """``out`` as a path, if a run can write there: not empty, not a file, writable (or its
-  nearest existing parent is). Raises a one-line ``ValueError``."""
+  nearest existing parent is). Raises a one-line ``ValueError``.
+
+  >>> check_out("")
+  Traceback (most recent call last):
+  ValueError: out must name a folder, got an empty path
+  """
   if out is None or not str(out).strip():
     raise ValueError("out must name a folder, got an empty path")
   path = Path(out).expanduser().absolute()
@@ -188,13 +208,22 @@ def check_out(out) -> Path:
 
 
 def memory_bytes() -> int:
-  """The machine's physical memory, in bytes (``os.sysconf`` pages times page size)."""
+  """The machine's physical memory, in bytes (``os.sysconf`` pages times page size).
+
+  >>> memory_bytes() > 2 ** 20
+  True
+  """
   return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def check_memory(needed: float, what: str) -> None:
   """Raises a one-line ``ValueError`` if ``needed`` bytes exceed half the machine's memory
-  (the rest is for the program, the compiler and the system)."""
+  (the rest is for the program, the compiler and the system).
+
+  >>> check_memory(2 ** 70, "a sweep")  # doctest: +ELLIPSIS
+  Traceback (most recent call last):
+  ValueError: a sweep would need about ... GiB; this machine has ... GiB (at most half of it may be used)
+  """
   have = memory_bytes()
   if needed > have / 2:
     raise ValueError(f"{what} would need about {needed / 2 ** 30:,.1f} GiB; this machine has "

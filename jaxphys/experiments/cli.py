@@ -24,7 +24,13 @@ EXPERIMENTS = {
 
 def run(body: Callable[[list], object], argv: Optional[Sequence[str]] = None) -> int:
   """Calls ``body(argv)``; returns 0, or 2 after printing a user error's first line
-  (with ``--debug`` in ``argv`` the error is raised with its traceback)."""
+  (with ``--debug`` in ``argv`` the error is raised with its traceback).
+
+  >>> def body(args):
+  ...   raise ValueError("lr must be positive")
+  >>> run(body, ["--lr", "-1"])  # prints "error: lr must be positive" on stderr
+  2
+  """
   args = list(sys.argv[1:] if argv is None else argv)
   try:
     body(args)
@@ -39,7 +45,15 @@ def run(body: Callable[[list], object], argv: Optional[Sequence[str]] = None) ->
 
 def run_experiment(parser, config_cls, train_and_evaluate: Callable, argv=None) -> int:
   """Parses ``argv`` with ``parser`` (made by :func:`~jaxphys.experiments.base.make_parser`),
-  checks the config and calls ``train_and_evaluate(config, out)`` under :func:`run`."""
+  checks the config and calls ``train_and_evaluate(config, out)`` under :func:`run`.
+
+  >>> from jaxphys.experiments import base
+  >>> parser = base.make_parser(base.TrainingConfig, "demo")
+  >>> run_experiment(parser, base.TrainingConfig, lambda config, out: None, ["--out", "x"])
+  0
+  >>> run_experiment(parser, base.TrainingConfig, lambda config, out: None, ["--epochs", "0", "--out", "x"])
+  2
+  """
   from jaxphys.experiments import base
 
   def body(args):

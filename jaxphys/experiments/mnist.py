@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -88,8 +88,12 @@ def resolve(config: Config, model: str, augmentation: Optional[str] = None) -> C
                                         "augment": False})
 
 
-def build_model(config: Config, num_classes: int):
-  """The Flax module of ``config.model`` for ``num_classes`` classes."""
+def build_model(config: Config, num_classes: int) -> Any:
+  """The Flax module of ``config.model`` for ``num_classes`` classes.
+
+  >>> type(build_model(resolve(Config(), "resnet"), 10)).__name__
+  'ResNet'
+  """
   if config.model == "softmax":
     return jp.SoftmaxRegression(num_classes)
   if config.model == "mlp":
@@ -100,10 +104,14 @@ def build_model(config: Config, num_classes: int):
   return jp.CNN(num_classes=num_classes)
 
 
-def build_augmentation(config: Config):
+def build_augmentation(config: Config) -> Optional[Callable]:
   """The on-device augmentation of ``config`` (``None`` for "none"): "shift" is +-1 pixel
   translations; "full" small rotations, zooms, 2-pixel shifts and elastic distortions for
-  handwriting, mirror images and 1-pixel shifts for clothes."""
+  handwriting, mirror images and 1-pixel shifts for clothes.
+
+  >>> build_augmentation(resolve(Config(augmentation="none"), "cnn")) is None
+  True
+  """
   if config.augmentation == "shift":
     return augment.random_translation(1.0)
   if config.augmentation != "full":
@@ -115,7 +123,12 @@ def build_augmentation(config: Config):
 
 
 def build_optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
-  """Adam with a linear warm-up, then cosine decay to 0 over the run or a constant rate."""
+  """Adam with a linear warm-up, then cosine decay to 0 over the run or a constant rate.
+
+  >>> tx = build_optimizer(resolve(Config(), "mlp"), steps_per_epoch=10)
+  >>> type(tx).__name__
+  'GradientTransformationExtraArgs'
+  """
   total = config.epochs * steps_per_epoch
   warmup = max(min(config.warmup_epochs * steps_per_epoch, total // 2), 1)
   if config.schedule == "constant":
@@ -127,11 +140,15 @@ def build_optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTrans
 
 
 def allowed_changes(config: Config) -> tuple:
-  """Settings a resumed run may change: those that leave the computation as it was."""
+  """Settings a resumed run may change: those that leave the computation as it was.
+
+  >>> "epochs" in allowed_changes(Config(schedule="constant")), "epochs" in allowed_changes(Config())
+  (True, False)
+  """
   return base.BaseConfig.HARMLESS + (("epochs", "patience") if config.schedule == "constant" else ())
 
 
-def prepare_data(config: Config, ds: data.ImageDataset, say) -> dict:
+def _prepare_data(config: Config, ds: data.ImageDataset, say) -> dict:
   """Training, validation and test arrays of ``config`` (float images in [0, 1])."""
   x, y = ds.x_train, ds.y_train
   if config.max_train is not None and config.max_train < len(x):
@@ -149,9 +166,9 @@ def prepare_data(config: Config, ds: data.ImageDataset, say) -> dict:
           "identity": data_identity(ds.x_train, ds.y_train, ds.x_test, ds.y_test)}
 
 
-def train_one(config: Config, ds: data.ImageDataset, staging: Path, checkpoints: Path, say) -> dict:
+def _train_one(config: Config, ds: data.ImageDataset, staging: Path, checkpoints: Path, say) -> dict:
   """Trains one resolved ``config``, writes its files into ``staging``; returns its results."""
-  split = prepare_data(config, ds, say)
+  split = _prepare_data(config, ds, say)
   (x, y), valid = split["train"], split["valid"]
   init_key, fit_key, plot_key = jax.random.split(jax.random.key(config.seed), 3)
   model = build_model(config, len(ds.class_names))
@@ -178,7 +195,13 @@ def train_one(config: Config, ds: data.ImageDataset, staging: Path, checkpoints:
 def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None) -> dict:
   """Trains ``config`` (one model, or the ladder when ``config.model`` is None) and
   publishes its outputs into ``workdir``; returns the results (``{"runs": [...]}`` for the
-  ladder). ``dataset``: an already loaded :class:`~jaxphys.data.ImageDataset`."""
+  ladder). ``dataset``: an already loaded :class:`~jaxphys.data.ImageDataset`. Every
+  setting is checked before any data is read or anything written:
+
+  >>> train_and_evaluate(Config(model="cnn", lr=-1.0), "runs/cnn")
+  Traceback (most recent call last):
+  ValueError: lr must be in (0, inf], got -1.0
+  """
   base.check(config)
   out = base.check_out(workdir)
   rungs = LADDER if config.model is None else ((config.model, None),)
@@ -192,7 +215,7 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
     rows = []
     for c in configs:
       sub = "" if config.model is not None else f"{c.model}_{c.augmentation}"
-      rows.append(train_one(c, ds, run.staging / sub, run.checkpoints / sub, say))
+      rows.append(_train_one(c, ds, run.staging / sub, run.checkpoints / sub, say))
       say(mnist_report.summary_line(rows[-1]))
     say("\n" + mnist_report.table(rows) + "\n\n" + mnist_report.per_class_table(rows))
     if config.model is None:
@@ -201,7 +224,11 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-  """The command line: ``jaxphys mnist --help``."""
+  """The command line: ``jaxphys mnist --help``; returns the exit code.
+
+  >>> main(["--seed", "-1", "--out", "runs/x"])  # prints "error: seed must be in [0, ...]"
+  2
+  """
   shown = {k: "per model: " + ", ".join(f"{m} {PRESETS[m][k]}" for m in MODELS)
            for k in ("epochs", "lr", "augmentation", "dropout", "l2")}
   parser = base.make_parser(Config, __doc__.split("\n\n")[0], defaults=shown)

@@ -19,7 +19,12 @@ __all__ = ["report", "label", "summary_line", "table", "per_class_table", "write
 
 
 def label(config) -> str:
-  """``"cnn + full"``: the model and its augmentation."""
+  """``"cnn + full"``: the model and its augmentation.
+
+  >>> from jaxphys.experiments.mnist import Config
+  >>> label(Config(model="cnn", augmentation="full"))
+  'cnn + full'
+  """
   return config.model if config.augmentation == "none" else f"{config.model} + {config.augmentation}"
 
 
@@ -51,7 +56,8 @@ def _test_metrics(model, state, x_test, y_test, class_names) -> dict:
 
 def report(config, ds, model, state, history, split, staging: Path, aug, key, extra: dict) -> dict:
   """Evaluates the selected ``state`` on the test set and writes ``staging``'s files;
-  ``extra`` (wall time, resumption) goes into the results as it is."""
+  ``extra`` (wall time, resumption) goes into the results as it is. Used by
+  :func:`jaxphys.experiments.mnist.train_and_evaluate`, which has the example."""
   (x, y), (x_test, y_test) = split["train"], split["test"]
   extra = dict(extra)
   test = _test_metrics(model, state, x_test, y_test, ds.class_names)
@@ -100,11 +106,21 @@ def _plots(results, ds, history, pred, staging, x, y, aug, key) -> None:
 
 
 def label_of(results: dict) -> str:
+  """:func:`label` of a run's results."""
   a = results["augmentation"]
   return results["model"] if a == "none" else f"{results['model']} + {a}"
 
 
 def summary_line(r: dict) -> str:
+  """One line on a run: test accuracy, the epoch selected on validation, time.
+
+  >>> row = {"model": "cnn", "augmentation": "full", "test_accuracy": 0.99, "macro_auc": 0.9999,
+  ...        "per_class": {"names": ["0", "1"], "precision": [1.0, 0.98], "recall": [0.98, 1.0],
+  ...                      "auc": [1.0, 0.9998]}, "selected": {"epoch": 7, "epochs_trained": 8,
+  ...        "monitor": "eval_loss", "value": 0.03}, "images_per_second": 900.0, "wall_seconds": 60.0}
+  >>> summary_line(row)
+  'cnn + full: test accuracy 0.9900 (epoch 7 of 8 selected on validation: eval_loss 0.0300; 60 s, 900 images/s)'
+  """
   s = r["selected"]
   return (f"{label_of(r)}: test accuracy {r['test_accuracy']:.4f} (epoch {s['epoch']} of "
           f"{s['epochs_trained']} selected on validation: {s['monitor']} {s['value']:.4f}; "
@@ -112,7 +128,15 @@ def summary_line(r: dict) -> str:
 
 
 def table(rows: list) -> str:
-  """Markdown table of the runs: test accuracy, macro AUC, class recalls, speed."""
+  """Markdown table of the runs: test accuracy, macro AUC, class recalls, speed.
+
+  >>> row = {"model": "cnn", "augmentation": "full", "test_accuracy": 0.99, "macro_auc": 0.9999,
+  ...        "per_class": {"names": ["0", "1"], "precision": [1.0, 0.98], "recall": [0.98, 1.0],
+  ...                      "auc": [1.0, 0.9998]}, "selected": {"epoch": 7, "epochs_trained": 8,
+  ...        "monitor": "eval_loss", "value": 0.03}, "images_per_second": 900.0, "wall_seconds": 60.0}
+  >>> print(table([row]).splitlines()[-1])
+  | cnn + full | 0.9900 | 0.9999 | 0.980 / 1.000 | 7 | 900 | 60 |
+  """
   lines = ["| model | test accuracy | macro AUC | min/max class recall | selected epoch | images/s "
            "| wall s |", "| --- | --- | --- | --- | --- | --- | --- |"]
   for r in rows:
@@ -124,7 +148,15 @@ def table(rows: list) -> str:
 
 
 def per_class_table(rows: list) -> str:
-  """One line per class; per run: test precision / recall / one-vs-rest AUC."""
+  """One line per class; per run: test precision / recall / one-vs-rest AUC.
+
+  >>> row = {"model": "cnn", "augmentation": "full", "test_accuracy": 0.99, "macro_auc": 0.9999,
+  ...        "per_class": {"names": ["0", "1"], "precision": [1.0, 0.98], "recall": [0.98, 1.0],
+  ...                      "auc": [1.0, 0.9998]}, "selected": {"epoch": 7, "epochs_trained": 8,
+  ...        "monitor": "eval_loss", "value": 0.03}, "images_per_second": 900.0, "wall_seconds": 60.0}
+  >>> print(per_class_table([row]).splitlines()[-1])
+  | 1 | 0.980 / 1.000 / 0.9998 |
+  """
   names = rows[0]["per_class"]["names"]
   lines = ["| class | " + " | ".join(f"{label_of(r)}: precision / recall / AUC" for r in rows) + " |",
            "| --- |" + " --- |" * len(rows)]
@@ -135,6 +167,13 @@ def per_class_table(rows: list) -> str:
   return "\n".join(lines)
 
 
-def write_ladder(path: Path, rows: list) -> None:
-  """The ladder's summary: one record per rung, without the histories."""
-  write_json(path, [{k: v for k, v in r.items() if k != "history"} for r in rows])
+def write_ladder(path: Path, rows: list) -> Path:
+  """The ladder's summary: one record per rung, without the histories.
+
+  >>> import tempfile, pathlib
+  >>> path = write_ladder(pathlib.Path(tempfile.mkdtemp()) / "ladder.json", [{"model": "cnn", "history": {}}])
+  >>> import json
+  >>> json.loads(path.read_text())
+  [{'model': 'cnn'}]
+  """
+  return write_json(path, [{k: v for k, v in r.items() if k != "history"} for r in rows])

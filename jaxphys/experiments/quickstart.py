@@ -54,21 +54,27 @@ class Config(base.BaseConfig):
                                       high=1.0, high_open=True)
 
 
-def load_digits(config: Config):
-  """Real 8x8 digits as ``(n, 8, 8, 1)`` float32 in [0, 1] and int32 labels, split at random."""
+def load_digits(config: Config) -> tuple:
+  """Real 8x8 digits as ``(n, 8, 8, 1)`` float32 in [0, 1] and int32 labels, split at random:
+  ``((x_train, y_train), (x_test, y_test))``.
+
+  >>> (x, y), (xt, yt) = load_digits(Config())
+  >>> x.shape, xt.shape, float(x.max())
+  ((1347, 8, 8, 1), (450, 8, 8, 1), 1.0)
+  """
   from sklearn.datasets import load_digits as sk_digits
 
   d = sk_digits()
   x = (d.images / 16.0).astype(np.float32)[..., None]
   y = d.target.astype(np.int32)
   order = np.asarray(jax.random.permutation(jax.random.key(config.seed), len(x)))
-  cut = int(round((1 - config.test_fraction) * len(x)))
+  cut = int((1 - config.test_fraction) * len(x))
   if not 0 < cut < len(x):
     raise ValueError(f"test_fraction {config.test_fraction} leaves no training or no test digits")
   return (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
 
 
-def train(config: Config, model, loss, x, y, lr: float, regularizer=None, strengths=None):
+def _train(config: Config, model, loss, x, y, lr: float, regularizer=None, strengths=None):
   """Trains one run (or one per entry of ``strengths``, vmapped); returns the state and seconds."""
   tx = optax.adam(lr)
   step = jp.make_train_step(model.apply, loss, tx, regularizer)
@@ -85,11 +91,11 @@ def train(config: Config, model, loss, x, y, lr: float, regularizer=None, streng
   return state, time.perf_counter() - start
 
 
-def logistic_part(config: Config, train_data, test_data, say) -> dict:
+def _logistic_part(config: Config, train_data, test_data, say) -> dict:
   """1. Logistic regression, "is it a ``target``?", and a working point."""
   (x, y), (xt, yt) = train_data, test_data
   model = jp.LogisticRegression()
-  state, secs = train(config, model, jp.binary_cross_entropy, x, (y == config.target).astype(np.int32),
+  state, secs = _train(config, model, jp.binary_cross_entropy, x, (y == config.target).astype(np.int32),
                       config.logistic_lr, regularizer=jp.l2)
   p = jax.nn.sigmoid(jp.predict(model.apply, state, xt))
   yb = (yt == config.target).astype(np.int32)
@@ -105,12 +111,12 @@ def logistic_part(config: Config, train_data, test_data, say) -> dict:
   return r
 
 
-def softmax_part(config: Config, train_data, test_data, say) -> dict:
+def _softmax_part(config: Config, train_data, test_data, say) -> dict:
   """2. Softmax regression, one run per L2 strength, trained together as one vmapped program."""
   (x, y), (xt, yt) = train_data, test_data
   model = jp.SoftmaxRegression(10)
   strengths = list(config.l2_strengths)
-  state, secs = train(config, model, jp.softmax_cross_entropy, x, y, config.softmax_lr,
+  state, secs = _train(config, model, jp.softmax_cross_entropy, x, y, config.softmax_lr,
                       regularizer=jp.l2, strengths=strengths)
   logits = jax.vmap(lambda p: jp.predict(model.apply, p, xt))(state.params)
   accs = [float(jp.accuracy(yt, lg)) for lg in logits]
@@ -120,7 +126,7 @@ def softmax_part(config: Config, train_data, test_data, say) -> dict:
   return {"reg_strength": strengths, "accuracy": accs, "seconds": secs}
 
 
-def networks_part(config: Config, train_data, test_data, say) -> dict:
+def _networks_part(config: Config, train_data, test_data, say) -> dict:
   """3. A fully connected network and a small CNN, with the CNN's confusion matrix."""
   (x, y), (xt, yt) = train_data, test_data
   results = {}
@@ -128,7 +134,7 @@ def networks_part(config: Config, train_data, test_data, say) -> dict:
                       ("cnn", jp.CNN(conv_features=(16, 32), padding="SAME", dense_features=(64,),
                                      conv_dropout=config.conv_dropout,
                                      dense_dropout=config.dense_dropout))]:
-    state, secs = train(config, model, jp.softmax_cross_entropy, x, y, config.network_lr)
+    state, secs = _train(config, model, jp.softmax_cross_entropy, x, y, config.network_lr)
     probs = jax.nn.softmax(jp.predict(model.apply, state, xt))
     results[name] = {"accuracy": float(jp.accuracy(yt, probs)),
                      "macro_auc": float(jp.roc_auc(yt, probs)), "seconds": secs}
@@ -143,16 +149,21 @@ def networks_part(config: Config, train_data, test_data, say) -> dict:
 
 
 def train_and_evaluate(config: Config, workdir: Optional[str] = None) -> dict:
-  """Runs the three parts; with ``workdir``, publishes ``results.json`` and ``log.txt`` there."""
+  """Runs the three parts; with ``workdir``, publishes ``results.json`` and ``log.txt`` there.
+
+  >>> r = train_and_evaluate(Config(epochs=1, quiet=True))
+  >>> sorted(r), 0.0 <= r["cnn"]["accuracy"] <= 1.0
+  (['cnn', 'logistic', 'mlp', 'softmax_l2_sweep'], True)
+  """
   base.check(config)
   out = base.check_out(workdir) if workdir is not None else None
   train_data, test_data = load_digits(config)
   with (open_run(out, config, config.quiet) if out else _console(config)) as (run, say):
     say(f"digits: {len(train_data[0])} train / {len(test_data[0])} test, "
         f"{train_data[0].shape[1:]} pixels, device {jax.devices()[0]}")
-    results = {"logistic": logistic_part(config, train_data, test_data, say),
-               "softmax_l2_sweep": softmax_part(config, train_data, test_data, say),
-               **networks_part(config, train_data, test_data, say)}
+    results = {"logistic": _logistic_part(config, train_data, test_data, say),
+               "softmax_l2_sweep": _softmax_part(config, train_data, test_data, say),
+               **_networks_part(config, train_data, test_data, say)}
     if run is not None:
       write_json(run.staging / "results.json", {**results, "config": dataclasses.asdict(config),
                                                 "environment": environment()})
@@ -165,7 +176,11 @@ def _console(config: Config):
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-  """The command line: ``jaxphys quickstart --help``."""
+  """The command line: ``jaxphys quickstart --help``; returns the exit code.
+
+  >>> main(["--epochs", "0"])  # prints "error: epochs must be in [1, 2147483647], got 0"
+  2
+  """
   parser = base.make_parser(Config, __doc__.split("\n\n")[0], out_required=False)
   parser.prog = prog or parser.prog
   return run_experiment(parser, Config, train_and_evaluate, argv)

@@ -25,7 +25,13 @@ LOG = "log.txt"
 
 
 def write_json(path: Path, obj) -> Path:
-  """Writes ``obj`` as indented JSON; NaN or infinity is an error, never written."""
+  """Writes ``obj`` as indented JSON; NaN or infinity is an error, never written.
+
+  >>> import tempfile
+  >>> write_json(Path(tempfile.mkdtemp()) / "r.json", {"auc": float("nan")})
+  Traceback (most recent call last):
+  ValueError: Out of range float values are not JSON compliant: nan
+  """
   text = json.dumps(obj, indent=2, allow_nan=False, default=_plain)
   Path(path).write_text(text + "\n", encoding="utf-8")
   return Path(path)
@@ -44,7 +50,16 @@ def open_run(out: Path, config, quiet: bool) -> Iterator[tuple]:
   """``(run, say)``: the locked :class:`~jaxphys.runs.RunDirectory` of ``out`` and a
   :class:`Console` logging into its staging folder. The staged files are published as a
   set when the body returns; an exception leaves the previous set untouched and records
-  the failure beside it."""
+  the failure beside it.
+
+  >>> import tempfile
+  >>> from jaxphys.experiments.base import BaseConfig
+  >>> out = Path(tempfile.mkdtemp())
+  >>> with open_run(out, BaseConfig(), quiet=True) as (run, say):
+  ...   say("one line of the log")
+  >>> (out / "latest" / "log.txt").read_text().splitlines()
+  ['one line of the log']
+  """
   with RunDirectory(out) as run:
     say = Console(quiet=quiet, log=run.staging / LOG)
     try:
@@ -100,7 +115,13 @@ def data_identity(*arrays) -> str:
 
 def run_identity(config, data: str) -> dict:
   """The checkpoint's record of a run: every setting (but ``resume`` itself) and the data's
-  identity."""
+  identity.
+
+  >>> from jaxphys.experiments.base import TrainingConfig
+  >>> record = run_identity(TrainingConfig(resume=True), data="ab12")
+  >>> record["data"], "resume" in record, record["lr"]
+  ('ab12', False, 0.001)
+  """
   settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "resume"}
   return {**settings, "data": data}
 
@@ -136,7 +157,18 @@ def training_callbacks(config, *, epochs: int, say: Console, staging: Path, chec
   """The callbacks of one training: validation-based selection (and early stopping with
   ``config.patience``), checkpoints (``config.checkpoint_every``, ``config.resume``),
   ``metrics.csv``, TensorBoard events, per-epoch log lines and, unless quiet, a progress
-  display. ``epochs``: this training's; ``staging``: the folder for its files."""
+  display. ``epochs``: this training's; ``staging``: the folder for its files.
+
+  >>> import tempfile
+  >>> from jaxphys.experiments.base import TrainingConfig
+  >>> folder = Path(tempfile.mkdtemp())
+  >>> callbacks = training_callbacks(
+  ...     TrainingConfig(quiet=True), epochs=3, say=Console(quiet=True), staging=folder,
+  ...     checkpoints=folder / "checkpoints", identity={}, allowed_changes=(), monitor="eval_loss",
+  ...     mode="min")
+  >>> [type(c).__name__ for c in callbacks]
+  ['SelectBest', 'CSVLogger', 'TensorBoard', 'EpochLines']
+  """
   staging.mkdir(parents=True, exist_ok=True)
   checkpointer = None
   if config.checkpoint_every or config.resume:
@@ -154,7 +186,11 @@ def training_callbacks(config, *, epochs: int, say: Console, staging: Path, chec
 
 def resume_record(callbacks) -> dict:
   """What a resumed training restored and which allowed settings changed (for results.json):
-  ``{"resumed_from": epochs or None, "changes": [{"at_epoch", "setting", "from", "to"}, ...]}``."""
+  ``{"resumed_from": epochs or None, "changes": [{"at_epoch", "setting", "from", "to"}, ...]}``.
+
+  >>> resume_record([])
+  {'resumed_from': None, 'changes': []}
+  """
   for c in callbacks:
     if isinstance(c, cb.Checkpointer):
       return {"resumed_from": c.resumed_from, "changes": list(c.changes)}
@@ -162,6 +198,12 @@ def resume_record(callbacks) -> dict:
 
 
 def selected_epoch(callbacks) -> int:
-  """The 1-based epoch whose state training returned (chosen on validation)."""
+  """The 1-based epoch whose state training returned (chosen on validation).
+
+  >>> select = SelectBest("eval_loss", "min", patience=10)
+  >>> select.best_epoch = 4
+  >>> selected_epoch([select])
+  5
+  """
   select = next(c for c in callbacks if isinstance(c, SelectBest))
   return select.best_epoch + 1

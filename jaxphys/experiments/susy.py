@@ -94,7 +94,7 @@ def _split(x, y, config: Config) -> dict:
   return splits
 
 
-def load_data(config: Config) -> dict:
+def _load_data(config: Config) -> dict:
   """The splits ``{"train"|"valid"|"test": (x (n, 18) float32, y (n,) int32)}``, a
   description of the source and the data's identity (SHA-256)."""
   if config.data is not None:
@@ -108,7 +108,12 @@ def load_data(config: Config) -> dict:
 
 
 def check_memory(config: Config) -> None:
-  """Refuses settings whose simulation or vmapped runs would not fit in memory."""
+  """Refuses settings whose simulation or vmapped runs would not fit in memory.
+
+  >>> check_memory(Config(seeds=10 ** 8))  # doctest: +ELLIPSIS
+  Traceback (most recent call last):
+  ValueError: seeds 100000000 of the ... network would need about ... GiB; this machine has ...
+  """
   if config.data is None:  # the events, their standardised copies and the splits
     base.check_memory(config.simulate * 18 * 4 * 8, f"simulate {config.simulate:,} events")
   for name in set(config.models) & set(NETWORKS):
@@ -138,11 +143,17 @@ def _train_model(name, fs, config, loaded, key, run, say) -> tuple[dict, dict]:
 def train_and_evaluate(config: Config, workdir) -> dict:
   """Trains every model on every feature set, evaluates on the test split once, and
   publishes ``results.json``, ``roc_<features>.png``, ``features.png``, ``log.txt`` and
-  each network's ``metrics.csv`` and ``tensorboard/`` into ``workdir``."""
+  each network's ``metrics.csv`` and ``tensorboard/`` into ``workdir``. Every setting is
+  checked before any event is simulated or read:
+
+  >>> train_and_evaluate(Config(dropout=-0.1), "runs/susy")
+  Traceback (most recent call last):
+  ValueError: dropout must be in [0, 1), got -0.1
+  """
   base.check(config)
   out = base.check_out(workdir)
   check_memory(config)
-  loaded = load_data(config)
+  loaded = _load_data(config)
   labels = {s: v[1] for s, v in loaded["splits"].items()}
   model_keys = dict(zip(MODELS, jax.random.split(jax.random.key(config.seed), len(MODELS))))
   with open_run(out, config, config.quiet) as (run, say):
@@ -194,7 +205,11 @@ def _plots(config, loaded, curves, staging) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-  """The command line: ``jaxphys susy --help``."""
+  """The command line: ``jaxphys susy --help``; returns the exit code.
+
+  >>> main(["--dropout", "nan", "--out", "runs/x"])  # prints "error: dropout must be finite"
+  2
+  """
   parser = base.make_parser(Config, __doc__.split("\n\n")[0])
   parser.prog = prog or parser.prog
   return run_experiment(parser, Config, train_and_evaluate, argv)

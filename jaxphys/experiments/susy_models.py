@@ -40,7 +40,13 @@ NETWORKS = {
 
 def build_network(name: str, config) -> tuple[Network, object]:
   """The :class:`Network` recipe of model ``name`` with ``config``'s overrides (``epochs``,
-  ``lr``, ``l2``, and ``dropout`` for "modern") and its Flax module."""
+  ``lr``, ``l2``, and ``dropout`` for "modern") and its Flax module.
+
+  >>> from jaxphys.experiments.susy import Config
+  >>> net, module = build_network("modern", Config(dropout=0.1))
+  >>> net.hidden, net.dropout, type(module).__name__
+  ((300, 300, 300, 300), 0.1, 'MLP')
+  """
   net = NETWORKS[name]
   overrides = {k: getattr(config, k) for k in ("epochs", "lr", "l2") if getattr(config, k) is not None}
   if name == "modern" and config.dropout is not None:
@@ -53,7 +59,12 @@ def build_network(name: str, config) -> tuple[Network, object]:
 
 def network_bytes(name: str, config, n_features: int = 18) -> float:
   """Rough bytes that ``config.seeds`` vmapped runs of ``name`` hold: parameters with their
-  gradients and Adam moments, and a batch's activations with their gradients."""
+  gradients and Adam moments, and a batch's activations with their gradients.
+
+  >>> from jaxphys.experiments.susy import Config
+  >>> network_bytes("deep", Config(seeds=2)) < network_bytes("deep", Config(seeds=4))
+  True
+  """
   net = NETWORKS[name]
   widths = (n_features, *net.hidden, 1)
   params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
@@ -70,7 +81,16 @@ def _optimizer(net: Network, steps: int) -> optax.GradientTransformation:
 def train_network(name: str, config, splits: dict, key, callbacks) -> tuple[dict, dict]:
   """``config.seeds`` runs of ``name`` trained as one vmapped run; returns the scores
   (probabilities) ``{"valid"|"test": (seeds, n)}`` of the epoch selected on validation, and
-  a record of the training."""
+  a record of the training.
+
+  >>> from jaxphys.experiments.susy import Config
+  >>> rng = np.random.default_rng(0)
+  >>> splits = {s: (rng.normal(size=(n, 18)).astype(np.float32), rng.integers(0, 2, n))
+  ...           for s, n in (("train", 256), ("valid", 64), ("test", 64))}
+  >>> scores, info = train_network("logreg", Config(seeds=2, epochs=1), splits, jax.random.key(0), [])
+  >>> scores["test"].shape, info["batch_size"]
+  ((2, 64), 256)
+  """
   net, model = build_network(name, config)
   (x, y), valid = splits["train"], splits["valid"]
   batch = min(config.batch_size, len(x))
@@ -95,7 +115,16 @@ def train_network(name: str, config, splits: dict, key, callbacks) -> tuple[dict
 
 def train_trees(config, splits: dict, key) -> tuple[dict, dict]:
   """LightGBM boosted trees, one per seed (seeds vary row and column bagging), early-stopped
-  on the validation split; scores as :func:`train_network`'s."""
+  on the validation split; scores as :func:`train_network`'s.
+
+  >>> from jaxphys.experiments.susy import Config
+  >>> rng = np.random.default_rng(0)
+  >>> splits = {s: (rng.normal(size=(n, 18)), rng.integers(0, 2, n))
+  ...           for s, n in (("train", 400), ("valid", 100), ("test", 100))}
+  >>> scores, info = train_trees(Config(seeds=2, tree_rounds=3), splits, jax.random.key(0))
+  >>> scores["valid"].shape, len(info["rounds"])
+  ((2, 100), 2)
+  """
   import lightgbm
 
   (x, y), (xv, yv) = splits["train"], splits["valid"]

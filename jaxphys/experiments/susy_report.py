@@ -23,6 +23,12 @@ PUBLISHED = {
 
 
 def significance_definition(config) -> str:
+  """How the significance in ``results.json`` is defined, in words.
+
+  >>> from jaxphys.experiments.susy import Config
+  >>> significance_definition(Config()).startswith("Asimov discovery significance")
+  True
+  """
   return (f"Asimov discovery significance (Cowan et al. 2011) with s = {config.n_signal:g} x signal "
           f"efficiency, b = {config.n_background:g} x background efficiency, sigma_b = "
           f"{config.background_uncertainty:g} b; the cut is the one that maximises it on the "
@@ -44,7 +50,17 @@ def _run_metrics(config, y_valid, s_valid, y_test, s_test) -> dict:
 
 
 def summarise(config, labels: dict, scores: dict) -> dict:
-  """``{metric: {"mean", "std", "values"}}`` over the runs of ``scores[split]`` ``(runs, n)``."""
+  """``{metric: {"mean", "std", "values"}}`` over the runs of ``scores[split]`` ``(runs, n)``:
+  test-split metrics, the significance at the cut chosen on the validation split.
+
+  >>> from jaxphys.experiments.susy import Config
+  >>> rng = np.random.default_rng(0)
+  >>> labels = {s: rng.integers(0, 2, 2000) for s in ("valid", "test")}
+  >>> scores = {s: (labels[s] + rng.normal(size=(2, 2000))).astype(np.float32) for s in labels}
+  >>> summary = summarise(Config(), labels, scores)
+  >>> len(summary["significance"]["values"]), 0.7 < summary["auc"]["mean"] < 0.8
+  (2, True)
+  """
   per_run = [jax.device_get(_run_metrics(config, labels["valid"], sv, labels["test"], st))
              for sv, st in zip(scores["valid"], scores["test"])]
   out = {}
@@ -57,7 +73,12 @@ def summarise(config, labels: dict, scores: dict) -> dict:
 
 
 def checks(auc: dict) -> dict:
-  """The issue's sanity targets, reported either way."""
+  """The issue's sanity targets, reported either way.
+
+  >>> auc = {"logreg": {"all": {"mean": 0.56}}, "deep": {"all": {"mean": 0.60}}}
+  >>> checks(auc)
+  {'deep_not_worse_than_logreg': {'all': True}}
+  """
   out = {}
   if "deep" in auc and "logreg" in auc:
     lr, dn = auc["logreg"], auc["deep"]
@@ -75,7 +96,14 @@ def checks(auc: dict) -> dict:
 
 def table(results: dict, feature_sets) -> str:
   """Markdown table: test AUC (mean ± std over seeds) per model and feature set, and the
-  significance on all features."""
+  significance on all features.
+
+  >>> stat = {"mean": 0.6, "std": 0.001}
+  >>> print(table({"auc": {"deep": {"all": stat}}, "significance": {"deep": {"all": stat}}}, ["all"]))
+  | model | AUC all | significance (all) |
+  | --- | --- | --- |
+  | deep | 0.6000 ± 0.0010 | 0.60 ± 0.00 |
+  """
   auc = results["auc"]
   fss = [fs for fs in feature_sets if any(fs in v for v in auc.values())]
   last = fss[-1]
