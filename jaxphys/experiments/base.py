@@ -113,7 +113,9 @@ def _check_number(name: str, value, meta: dict, integer: bool) -> None:
 
 
 def _g(bound, unbounded: str) -> str:
-  return unbounded if bound is None else f"{bound:g}" if abs(bound) < 1e15 else str(bound)
+  if bound is None:
+    return unbounded
+  return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def _base_type(hint):
