@@ -117,6 +117,7 @@ def test_data_too_small_to_split_is_refused(tiny, tmp_path, capsys):
   code = mnist.main(["--data-dir", str(tiny), "--model", "softmax", "--max-train", "4",
                      "--out", str(tmp_path / "o"), "--quiet"])
   assert "val_fraction 0.1 of 4 training examples leaves 0 for validation" in _error(capsys, code)
+  assert not (tmp_path / "o").exists()  # refused before the run started
 
 
 def test_a_one_class_susy_test_split_is_an_error(tmp_path, capsys):
@@ -124,6 +125,7 @@ def test_a_one_class_susy_test_split_is_an_error(tmp_path, capsys):
   code = susy.main(["--data", str(path), "--models", "logreg", "--out", str(tmp_path / "o"), "--quiet"])
   line = _error(capsys, code)
   assert "the test split of 400 events holds 40 background and 0 signal events" in line
+  assert not (tmp_path / "o").exists()
 
 
 def test_debug_keeps_the_traceback(tmp_path):

@@ -148,27 +148,30 @@ def allowed_changes(config: Config) -> tuple:
   return base.BaseConfig.HARMLESS + (("epochs", "patience") if config.schedule == "constant" else ())
 
 
-def _prepare_data(config: Config, ds: data.ImageDataset, say) -> dict:
-  """Training, validation and test arrays of ``config`` (float images in [0, 1])."""
+def _plan_data(config: Config, ds: data.ImageDataset) -> dict:
+  """Which images train and validate ``config``, and its batch size; every check on the
+  data (too small to split, memory) happens here, before the run starts."""
   x, y = ds.x_train, ds.y_train
   if config.max_train is not None and config.max_train < len(x):
     keep = np.sort(np.random.default_rng(config.seed).permutation(len(x))[: config.max_train])
     x, y = x[keep], y[keep]
   train, valid = base.validation_split(len(x), config.val_fraction, config.seed, labels=y)
   batch = min(config.batch_size, len(train))
-  if batch < config.batch_size:
-    say(f"note: batch_size {config.batch_size} is larger than the {len(train)} training "
-        f"images; training with one batch of all {len(train)}")
+  note = (f"note: batch_size {config.batch_size} is larger than the {len(train)} training images; "
+          f"training with one batch of all {len(train)}") if batch < config.batch_size else None
   base.check_memory(batch * _BYTES_PER_EXAMPLE[config.model] + 8 * x.size,
                     f"batch_size {batch} of the {config.model} model")
-  return {"train": (data.to_float(x[train]), y[train]), "valid": (data.to_float(x[valid]), y[valid]),
-          "test": (data.to_float(ds.x_test), ds.y_test), "batch_size": batch,
-          "identity": data_identity(ds.x_train, ds.y_train, ds.x_test, ds.y_test)}
+  return {"train": (x[train], y[train]), "valid": (x[valid], y[valid]), "batch_size": batch,
+          "note": note, "identity": data_identity(ds.x_train, ds.y_train, ds.x_test, ds.y_test)}
 
 
-def _train_one(config: Config, ds: data.ImageDataset, staging: Path, checkpoints: Path, say) -> dict:
+def _train_one(config: Config, ds: data.ImageDataset, plan: dict, staging: Path, checkpoints: Path,
+               say) -> dict:
   """Trains one resolved ``config``, writes its files into ``staging``; returns its results."""
-  split = _prepare_data(config, ds, say)
+  if plan["note"]:
+    say(plan["note"])
+  split = {**plan, **{s: (data.to_float(plan[s][0]), plan[s][1]) for s in ("train", "valid")},
+           "test": (data.to_float(ds.x_test), ds.y_test)}
   (x, y), valid = split["train"], split["valid"]
   init_key, fit_key, plot_key = jax.random.split(jax.random.key(config.seed), 3)
   model = build_model(config, len(ds.class_names))
@@ -209,13 +212,14 @@ def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageD
   for c in configs:
     base.check(c)
   ds = dataset or data.load_mnist(config.dataset, config.data_dir, download=not config.no_download)
+  plans = [_plan_data(c, ds) for c in configs]
   with open_run(out, config, config.quiet) as (run, say):
     say(f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test images from {ds.source}; "
         f"device {jax.devices()[0]}")
     rows = []
-    for c in configs:
+    for c, plan in zip(configs, plans):
       sub = "" if config.model is not None else f"{c.model}_{c.augmentation}"
-      rows.append(_train_one(c, ds, run.staging / sub, run.checkpoints / sub, say))
+      rows.append(_train_one(c, ds, plan, run.staging / sub, run.checkpoints / sub, say))
       say(mnist_report.summary_line(rows[-1]))
     say("\n" + mnist_report.table(rows) + "\n\n" + mnist_report.per_class_table(rows))
     if config.model is None:
