@@ -51,7 +51,7 @@ def jaxphys_steps(x, y) -> dict:
     step = jp.make_train_step(apply, jp.softmax_cross_entropy, tx)
     state = [jp.create_train_state(jax.random.key(0), model, tx, x)]
     options = _backend.options(jax.default_backend(), convolutions=True, dot_flops=0)
-    compiled = _backend.jit(step.unjitted, options).lower(state[0], batch, key).compile()
+    compiled = _backend.jit(step, options).lower(state[0], batch, key).compile()
 
     def run(compiled=compiled, state=state):
       state[0], _ = compiled(state[0], batch, key)

@@ -71,7 +71,6 @@ def dot_flops(case) -> int:
   from jaxphys.train import _backend as jt
 
   step, state, x, y, batch = _setup(case)
-  step = step.unjitted
   batch_data = {"x": x[:batch], "y": y[:batch]}
   if CASES[case][-1] is None:
     closed = jax.make_jaxpr(step)(state, batch_data, jax.random.key(0))

@@ -41,8 +41,8 @@ def _step_and_batch(model_name: str, batch: int):
   # Compiled as fit compiles it (on CPU, convolutions off YNNPACK, for the CNN the
   # memory-minimising schedule, and for small programs dots off YNNPACK too).
   from jaxphys.train import _backend
-  options = _backend.plan(jax.make_jaxpr(step.unjitted)(state, data, jax.random.key(0)).jaxpr)[1]
-  return _backend.jit(step.unjitted, options), state, data
+  options = _backend.plan(jax.make_jaxpr(step)(state, data, jax.random.key(0)).jaxpr)[1]
+  return _backend.jit(step, options), state, data
 
 
 def _hlo_origins(hlo_text: str) -> dict:

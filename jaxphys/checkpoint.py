@@ -1,5 +1,4 @@
-"""Checkpoints: training checkpoints, parameter files and saved models, through Flax's
-msgpack.
+"""Checkpoints: resumable training checkpoints, parameter files and saved models.
 
 :class:`Checkpointer` keeps training resumable: the full state (parameters, model state,
 optimiser state, step), the run's PRNG key, the number of epochs done (the data order

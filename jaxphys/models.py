@@ -197,15 +197,17 @@ class ResidualBlock(nn.Module):
 class ResNet(nn.Module):
   """A small residual CNN with BatchNorm for 28x28 images (MNIST).
 
-  A 3x3 convolution with BatchNorm, then one stage of ``blocks`` residual blocks per
-  entry of ``stage_features`` (every stage after the first halves the resolution),
-  global average pooling and a dense layer. Its ``batch_stats`` live in
+  A 3x3 convolution with BatchNorm at full resolution, then one stage of ``blocks``
+  residual blocks per entry of ``stage_features``, each stage halving the resolution
+  in its first block (28 -> 14 -> 7 -> 4 pixels), global average pooling and a dense
+  layer. Its ``batch_stats`` live in
   ``TrainState.model_state``; train it with ``train=True`` (batch statistics) and
   evaluate with ``train=False`` (running averages), as :func:`jaxphys.fit` does.
 
   Attributes:
     stage_features: channels of each stage.
     blocks: residual blocks per stage.
+    dropout: dropout rate on the pooled features before the dense layer (0: none).
     num_classes: output logits (1 gives ``(batch,)`` binary logits).
 
   ``(batch, height, width, channels) -> (batch, num_classes)`` logits.
@@ -216,8 +218,9 @@ class ResNet(nn.Module):
   (['batch_stats', 'params'], (2, 10))
   """
 
-  stage_features: Sequence[int] = (16, 32, 64)
+  stage_features: Sequence[int] = (32, 64, 128)
   blocks: int = 1
+  dropout: float = 0.0
   num_classes: int = 10
 
   @nn.compact
@@ -226,8 +229,10 @@ class ResNet(nn.Module):
       raise ValueError(f"ResNet expects (batch, height, width, channels) input, got shape {x.shape}")
     x = nn.Conv(self.stage_features[0], (3, 3), padding="SAME", use_bias=False)(x)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
-    for i, features in enumerate(self.stage_features):
+    for features in self.stage_features:
       for j in range(self.blocks):
-        x = ResidualBlock(features, stride=2 if i > 0 and j == 0 else 1)(x, train)
+        x = ResidualBlock(features, stride=2 if j == 0 else 1)(x, train)
     x = jnp.mean(x, axis=(1, 2))
+    if self.dropout > 0:
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return _logits(nn.Dense(self.num_classes)(x))

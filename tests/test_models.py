@@ -138,7 +138,7 @@ def _resnet_reference(x, p, s, train):
 
   relu = lambda h: np.maximum(h, 0)
   h = relu(bn(_conv_strided(x, p["Conv_0"]["kernel"], 1), "BatchNorm_0", ""))
-  for i, stride in enumerate((1, 2)):
+  for i, stride in enumerate((2, 2)):
     b = f"ResidualBlock_{i}/"
     y = relu(bn(_conv_strided(h, p[b + "Conv_0"]["kernel"], stride), "BatchNorm_0", b))
     y = bn(_conv_strided(y, p[b + "Conv_1"]["kernel"], 1), "BatchNorm_1", b)

@@ -49,12 +49,6 @@ def options(backend: str, *, convolutions: bool, dot_flops: float) -> dict:
   return out
 
 
-def step_options() -> dict:
-  """Options for a single step compiled before its program is known (``make_train_step``):
-  those every program on this backend gets."""
-  return options(jax.default_backend(), convolutions=False, dot_flops=math.inf)
-
-
 def plan(jaxpr) -> tuple[str, dict]:
   """``(loop, options)`` for a program whose one batch is ``jaxpr``.
 

@@ -154,7 +154,6 @@ class TrainEpoch:
       return jax.random.split(jax.random.split(jax.random.fold_in(key, epoch))[1], nb)
 
     self._keys = jax.jit(jax.vmap(keys, in_axes=(0, None)) if num_runs else keys)
-    train_step = getattr(train_step, "unjitted", train_step)
 
     def batch_fn(state, sums, data, plan, b):
       idx, mask, step_keys = plan

@@ -54,7 +54,9 @@ def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batc
     x, y: ``(n, ...)`` inputs and ``(n,)`` or ``(n, C)`` labels (NumPy or JAX arrays).
     key: PRNG key for shuffling, dropout and augmentation.
     epochs: index one past the last epoch to run.
-    batch_size: examples per step; the last partial batch is padded and masked.
+    batch_size: examples per step; the last partial batch is filled with examples from
+      the start of the epoch's order, masked out of the loss and metrics (BatchNorm's
+      batch statistics do see them).
     eval_step, eval_data: from :func:`make_eval_step`, and ``(x, y)`` or ``(x, y,
       sample_weight)`` evaluated after every epoch (batches of ``eval_batch_size``).
     initial_epoch: the first epoch to run.

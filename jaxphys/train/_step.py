@@ -9,8 +9,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxphys.train import _backend
-
 PyTree = Any
 Batch = Mapping[str, jax.Array]
 
@@ -146,9 +144,9 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
   Returns:
     ``step(state, batch, key)`` with ``batch = {"x": (B, ...), "y": (B, ...),
     "weight": (B,) optional}``; metrics hold ``loss`` (data term), ``objective``
-    (with the penalty) and those of ``metrics_fn``, each a scalar. It is compiled with
-    the XLA options jaxphys uses on this backend; :func:`make_train_epoch` compiles a
-    whole epoch of it as :func:`fit` does.
+    (with the penalty) and those of ``metrics_fn``, each a scalar. Called directly it
+    compiles with XLA's default options; :func:`make_train_epoch` compiles a whole
+    epoch of it with the options :func:`fit` uses on this backend.
 
   >>> import jax, optax, jaxphys as jp
   >>> model, tx = jp.LogisticRegression(), optax.sgd(0.1)
@@ -186,9 +184,8 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
                           model_state=model_state, opt_state=opt_state)
     return state, {"loss": loss, "objective": obj, **metrics_fn(logits, y, w)}
 
-  step = _backend.jit(train_step, _backend.step_options())
+  step = jax.jit(train_step)
   step.apply_fn, step.loss_fn = apply_fn, loss_fn  # what fit checks the labels against
-  step.unjitted = train_step  # what fit's compiled epoch calls (options go on the top jit only)
   return step
 
 
