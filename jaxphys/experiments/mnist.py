@@ -62,11 +62,12 @@ class Config(base.TrainingConfig):
                                     low=0, high=base.MAX_COUNT)
   l2: Optional[float] = base.setting(None, "L2 regularisation strength (reg_strength of "
                                      "jaxphys.l2, biases excluded)", low=0.0)
-  dropout: Optional[float] = base.setting(None, "dropout rate (MLP)", low=0.0, high=1.0,
+  dropout: Optional[float] = base.setting(None, "dropout rate (MLP; ResNet: before its dense "
+                                          "layer)", low=0.0, high=1.0,
                                           high_open=True)
   max_train: Optional[int] = base.setting(None, "use this many training images only (a random "
                                           "subset)", low=1, high=base.MAX_COUNT)
-  resnet_features: tuple[int, ...] = base.setting((16, 32, 64), "channels of the ResNet's "
+  resnet_features: tuple[int, ...] = base.setting((32, 64, 128), "channels of the ResNet's "
                                                   "stages", low=1, high=4096)
   resnet_blocks: int = base.setting(1, "residual blocks per ResNet stage", low=1, high=64)
   monitor: str = base.setting("eval_loss", "validation metric that selects the epoch kept",
@@ -100,7 +101,7 @@ def build_model(config: Config, num_classes: int) -> Any:
     return jp.MLP((512, 512, num_classes), activation="relu", dropout=config.dropout)
   if config.model == "resnet":
     return jp.models.ResNet(stage_features=config.resnet_features, blocks=config.resnet_blocks,
-                            num_classes=num_classes)
+                            dropout=config.dropout, num_classes=num_classes)
   return jp.CNN(num_classes=num_classes)
 
 
