@@ -49,6 +49,7 @@ def _true_and_predicted(labels, scores, threshold, sample_weight, pos_label):
   """
   binary = _in.check_shapes(labels, scores, sample_weight)
   if _in.is_traced(labels, scores, sample_weight, threshold):
+    _in.check_threshold_shape(threshold)
     s = jnp.asarray(scores)
     if binary:
       y = jnp.asarray(labels)
@@ -57,12 +58,12 @@ def _true_and_predicted(labels, scores, threshold, sample_weight, pos_label):
       pred = (s.reshape(-1) >= threshold).astype(jnp.int32)
     else:
       true, pred = _class_labels(labels), jnp.argmax(s, -1).astype(jnp.int32)
-    w = None if sample_weight is None else jnp.asarray(sample_weight).reshape(-1)
-    return true, pred, 2 if binary else s.shape[1], w, jnp
+    return true, pred, 2 if binary else s.shape[1], _in.traced_weights(sample_weight), jnp
   s = _in.host_scores(scores)
   w = _in.host_weights(sample_weight)
   if binary:
-    if np.isnan(float(threshold)):
+    threshold = _in.host_threshold(threshold)
+    if np.isnan(threshold):
       _in._fail("threshold", "is NaN")
     true = _in.host_binary_labels(labels, pos_label).astype(np.intp)
     return true, (s >= threshold).astype(np.intp), 2, w, np
@@ -75,7 +76,8 @@ def _confusion(true, pred, k, w, xp):
   if xp is np:
     ones = np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
     cm = ones if w is None else np.bincount(true * k + pred, w, minlength=k * k).reshape(k, k)
-  else:
+  else:  # a class outside [0, k) is dropped (a negative index would count from the end)
+    true, pred = (jnp.where((c >= 0) & (c < k), c, k) for c in (true, pred))
     ones = jnp.zeros((k, k), jnp.int32).at[true, pred].add(1, mode="drop")
     cm = ones if w is None else jnp.zeros((k, k), w.dtype).at[true, pred].add(w, mode="drop")
   present = (ones.sum(0) + ones.sum(1)) > 0
@@ -96,8 +98,8 @@ def _averaged(num, den, weight, present, average, classes, binary, xp):
                            "for (n, C) scores")
     return _ratio(num[1], den[1], xp)[()]
   if classes is not None:
-    idx = np.asarray(classes, dtype=np.intp).reshape(-1)
-    if idx.size == 0 or idx.min() < 0 or idx.max() >= num.shape[0]:
+    idx = np.asarray(classes).reshape(-1)
+    if idx.dtype.kind not in "iu" or idx.size == 0 or idx.min() < 0 or idx.max() >= num.shape[0]:
       _in._fail("classes", f"must be class indices in [0, {num.shape[0]}), got {list(classes)}")
     num, den, weight, present = num[idx], den[idx], weight[idx], xp.ones(idx.size, bool)
   if average is None:
@@ -271,7 +273,7 @@ def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int
   _in.check_shapes(labels, predictions, sample_weight, binary=True, scores_name="predictions")
   if _in.is_traced(labels, predictions, sample_weight):
     true, pred = _class_labels(labels), jnp.asarray(predictions).reshape(-1).astype(jnp.int32)
-    w, xp = None if sample_weight is None else jnp.asarray(sample_weight).reshape(-1), jnp
+    w, xp = _in.traced_weights(sample_weight), jnp
   else:
     true = _in.host_class_labels(labels, num_classes)
     pred = np.asarray(predictions).reshape(-1)

@@ -62,9 +62,51 @@ def check_shapes(labels, scores, sample_weight=None, *, binary: Optional[bool] =
 
 # --- eager (host, NumPy) --------------------------------------------------------------
 
+def host_array(x) -> np.ndarray:
+  """A concrete input as a NumPy array; ``ml_dtypes`` floats (bfloat16, float8) as float32.
+
+  NumPy cannot sort or sum those, and float32 holds each of their values exactly.
+  """
+  x = np.asarray(x)
+  if x.dtype.kind == "V" and jnp.issubdtype(x.dtype, jnp.floating):
+    return x.astype(np.float32)
+  return x
+
+
+def host_threshold(threshold):
+  """A concrete binary cut for ``scores >= threshold`` with NumPy's rules: a Python
+  number as it is (compared in the scores' dtype), anything else as a NumPy scalar (a
+  JAX scalar would make the comparison a float32 JAX one)."""
+  if isinstance(threshold, (int, float)):
+    return threshold
+  t = host_array(threshold)
+  if t.ndim != 0:
+    _fail("threshold", f"expected a scalar, got shape {t.shape}")
+  if t.dtype.kind not in "fiub":
+    _fail("threshold", f"expected a real number, got {threshold!r}")
+  return t[()]
+
+
+def check_threshold_shape(threshold) -> None:
+  """Under jit: the cut must be a scalar (an array would broadcast over the examples)."""
+  if np.ndim(threshold) != 0:
+    _fail("threshold", f"expected a scalar, got shape {np.shape(threshold)}")
+
+
+def traced_weights(sample_weight) -> Optional[jax.Array]:
+  """Traced ``(n,)`` weights in at least float32 (half-precision sums lose whole events)."""
+  if sample_weight is None:
+    return None
+  w = jnp.asarray(sample_weight).reshape(-1)
+  return w.astype(jnp.promote_types(jnp.float32, jnp.result_type(float, w.dtype)))
+
+
 def host_scores(scores, name: str = "scores") -> np.ndarray:
-  """Concrete scores as a NumPy array in their own dtype, ``(n, 1)`` -> ``(n,)``; finite."""
-  s = np.asarray(scores)
+  """Concrete scores as a NumPy array in their own dtype, ``(n, 1)`` -> ``(n,)``; finite.
+
+  bfloat16 and other ``ml_dtypes`` floats become float32 (exactly).
+  """
+  s = host_array(scores)
   if s.ndim == 2 and s.shape[1] == 1:
     s = s[:, 0]
   if s.dtype.kind == "b":
@@ -102,7 +144,7 @@ def host_binary_labels(labels, pos_label=None) -> np.ndarray:
   Without ``pos_label`` the labels must be 0/1 (or bool) or -1/1, and 1 is positive
   (scikit-learn's rule). With ``pos_label`` they may be any two values.
   """
-  y = np.asarray(labels)
+  y = host_array(labels)
   if y.ndim == 2 and y.shape[1] == 2:
     y = _one_hot_rows(y)
   elif y.ndim == 2 and y.shape[1] == 1:
@@ -124,7 +166,7 @@ def host_binary_labels(labels, pos_label=None) -> np.ndarray:
 
 def host_class_labels(labels, num_classes: int) -> np.ndarray:
   """Concrete multi-class labels -> intp ``(n,)`` in ``[0, num_classes)``."""
-  y = np.asarray(labels)
+  y = host_array(labels)
   if y.ndim == 2 and y.shape[1] == 1:
     y = y[:, 0]
   elif y.ndim == 2:
@@ -142,7 +184,7 @@ def host_weights(sample_weight) -> Optional[np.ndarray]:
   """Concrete ``(n,)`` per-example weights as float64 (finite), or None."""
   if sample_weight is None:
     return None
-  w = np.asarray(sample_weight)
+  w = host_array(sample_weight)
   if w.ndim == 2 and w.shape[1] == 1:
     w = w[:, 0]
   if w.dtype.kind not in "fiub":

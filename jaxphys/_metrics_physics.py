@@ -16,26 +16,26 @@ from jaxphys import _metrics_ranking as _rank
 _SERIES = tuple(1.0 / ((m + 1) * (m + 2)) for m in range(48))
 
 
-def _g(x, xp):
-  """``(1 + x) log1p(x) - x`` for ``x >= 0``, without cancellation near 0."""
-  small = x < 0.5
-  xs = xp.where(small, x, 0.0)
-  acc = xp.zeros_like(xs)
-  for c in reversed(_SERIES):
-    acc = c - xs * acc
-  return xp.where(small, xs * xs * acc, (1 + x) * xp.log1p(x) - x)
-
-
 def _asimov(s, b, r2, xp):
-  # With u = s/b, k = r2 b (= sigma_b^2 / b), q = k / (1 + k) and v = q u, Cowan et al.'s
-  # Z^2 / (2 b) = g(u) - g(v) / q, with g as above (g(u) for r2 = 0): every term is
-  # computed to relative rounding, so s << b keeps its accuracy.
+  # With u = s/b, k = r2 b (= sigma_b^2 / b) and q = k / (1 + k), Cowan et al.'s Z^2 / (2 b)
+  # is D = g(u) - g(qu)/q, g(x) = (1 + x) log1p(x) - x. Both differences cancel (s << b;
+  # q -> 1 when sigma_b^2 >> b), so D is evaluated without them, with p = 1 - q = 1/(1+k):
+  # u < 1/2: D = p u^2 sum_m c_m (-u)^m (1 + q + ... + q^m), g's series term by term;
+  # u >= 1/2: D = (1 + u) log1p(p u / (1 + q u)) - (p / q) log1p(q u)   (g(u) for q = 0).
   u = s / b
   k = r2 * b
-  q = k / (1 + k)
-  v = q * u
-  second = xp.where(k > 0, _g(v, xp) / xp.where(k > 0, q, 1.0), 0.0)
-  return xp.sqrt(xp.maximum(2 * b * (_g(u, xp) - second), 0.0))
+  q, p = k / (1 + k), 1 / (1 + k)
+  small = u < 0.5
+  us = xp.where(small, u, 0.0)
+  acc, power, geometric = _SERIES[0] + 0 * us, 1 + 0 * us, 1 + 0 * us
+  for c in _SERIES[1:]:
+    power, geometric = -us * power, 1 + q * geometric
+    acc = acc + c * power * geometric
+  ul, qs = xp.where(small, 1.0, u), xp.where(q > 0, q, 1.0)
+  large = xp.where(q > 0, (1 + ul) * xp.log1p(p * ul / (1 + q * ul)) - p / qs * xp.log1p(q * ul),
+                   (1 + ul) * xp.log1p(ul) - ul)
+  d = xp.where(small, p * us * us * acc, large)
+  return xp.sqrt(xp.maximum(2 * b * d, 0.0))
 
 
 def asimov_significance(s, b, relative_uncertainty: float = 0.0) -> jax.Array:
@@ -51,9 +51,9 @@ def asimov_significance(s, b, relative_uncertainty: float = 0.0) -> jax.Array:
   which is :math:`\sqrt{2((s+b)\ln(1+s/b) - s)}` for :math:`\sigma_b = 0` and
   :math:`s/\sqrt{b+\sigma_b^2}` for :math:`s \ll b`. Evaluated in a form without
   cancellation (:math:`Z^2/2b = g(u) - g(qu)/q` with :math:`g(x) = (1+x)\ln(1+x) - x`,
-  :math:`u = s/b`, :math:`q = \sigma_b^2/(b + \sigma_b^2)`), accurate to a few
-  roundings for any ``s/b``, times about :math:`1 + \sigma_b^2/b` when the background
-  uncertainty dominates.
+  :math:`u = s/b`, :math:`q = \sigma_b^2/(b + \sigma_b^2)`, rewritten so that neither
+  :math:`s \ll b` nor :math:`\sigma_b^2 \gg b` cancels), accurate to a few roundings
+  for any inputs.
 
   Args:
     s: signal events, ``>= 0``; b: background events, ``> 0`` (any shapes that
@@ -138,13 +138,15 @@ def discovery_significance(labels: jax.Array, scores: jax.Array, n_signal: float
   """
   if _in.is_traced(labels, scores, sample_weight, threshold):
     _in.check_shapes(labels, scores, sample_weight, binary=True)
+    _in.check_threshold_shape(threshold)
     pos, s, w = _rank._traced_binary(labels, scores, sample_weight, pos_label)
     return _traced_discovery(pos, s, w, n_signal, n_background, relative_uncertainty,
                              min_background, threshold)
   _check_expectations(n_signal, n_background, relative_uncertainty, min_background)
   pos, s, w = _rank.host_binary(labels, scores, sample_weight, pos_label)
   if threshold is not None:
-    if not np.isfinite(float(threshold)):
+    threshold = _in.host_threshold(threshold)
+    if not np.isfinite(threshold):
       _in._fail("threshold", f"must be a finite number, got {threshold!r}")
     ws = np.ones(s.shape[0]) if w is None else w
     sel, total_s, total_b = s >= threshold, ws[pos].sum(), ws[~pos].sum()

@@ -134,14 +134,14 @@ def _points(pos, scores, w):
     return negatives, tp_count.astype(jnp.int32), thr, last, negatives
   tps = jnp.cumsum(y * ws)[end]
   fps = jnp.cumsum((1 - y) * ws)[end]
+  negatives = jnp.cumsum((1 - y) * (ws != 0))[end]  # zero weights are no examples (as eagerly)
   return fps, tps, thr, last, negatives
 
 
 def _traced_binary(labels, scores, sample_weight, pos_label):
   y, s = jnp.asarray(labels), jnp.asarray(scores).reshape(-1)
   y = jnp.argmax(y, -1) if y.ndim == 2 and y.shape[1] == 2 else y.reshape(-1)
-  w = None if sample_weight is None else jnp.asarray(sample_weight).reshape(-1)
-  return y == (1 if pos_label is None else pos_label), s, w
+  return y == (1 if pos_label is None else pos_label), s, _in.traced_weights(sample_weight)
 
 
 def roc_points(labels: jax.Array, scores: jax.Array, *, sample_weight: Optional[jax.Array] = None,
@@ -309,8 +309,7 @@ def roc_auc(labels: jax.Array, scores: jax.Array, average: Optional[str] = "macr
 def _traced_roc_auc(labels, scores, sample_weight, pos_label, average, binary):
   if binary:
     return _traced_auc(*_traced_binary(labels, scores, sample_weight, pos_label))
-  s = jnp.asarray(scores)
-  w = None if sample_weight is None else jnp.asarray(sample_weight).reshape(-1)
+  s, w = jnp.asarray(scores), _in.traced_weights(sample_weight)
   onehot = jnp.asarray(labels)
   if onehot.ndim == 1 or onehot.shape[1] == 1:
     onehot = onehot.reshape(-1)[:, None] == jnp.arange(s.shape[1])
@@ -344,6 +343,9 @@ def working_point(labels: jax.Array, scores: jax.Array, *, target_tpr: Optional[
   the lowest threshold whose FPR stays at or below the target (the most signal a
   background budget allows). The candidates are the ROC curve's points, including
   ``+inf`` (select nothing: TPR = FPR = 0), so every target in [0, 1] is reachable.
+  Rates within their own rounding of the target count as reaching it (weighted sums:
+  about ``n`` ulps; under jit a few float32 ulps), so a target a cut reaches exactly,
+  such as 0.3 with ten equal weights, picks that cut.
 
   Args:
     labels: ``(n,)`` binary labels (0/1 or -1/1, or two values with ``pos_label``).
@@ -357,7 +359,8 @@ def working_point(labels: jax.Array, scores: jax.Array, *, target_tpr: Optional[
     the scores' dtype, so ``scores >= threshold`` reproduces ``tpr`` and ``fpr``
     exactly; for integer scores the select-nothing cut is a float64 ``inf``.
     Eagerly everything is checked (a missing class is a ValueError); under jit only
-    shapes and the targets' presence, and the threshold is a float.
+    shapes and the targets' presence, and the threshold is a float (float32 without
+    ``jax_enable_x64``: integer scores above 2**24 are then rounded).
 
   >>> wp = working_point([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], target_tpr=1.0)
   >>> float(wp.threshold), float(wp.tpr), float(wp.fpr)
@@ -372,13 +375,17 @@ def working_point(labels: jax.Array, scores: jax.Array, *, target_tpr: Optional[
     _in.check_shapes(labels, scores, sample_weight, binary=True)
     return _traced_working_point(*_traced_binary(labels, scores, sample_weight, pos_label),
                                  name, target)
-  c = host_curve(*host_binary(labels, scores, sample_weight, pos_label))
+  pos, s, w = host_binary(labels, scores, sample_weight, pos_label)
+  c = host_curve(pos, s, w)
   fpr, tpr = host_rates(c, "a working point")
   fpr, tpr = np.r_[0.0, fpr], np.r_[0.0, tpr]
+  # Weighted rates carry their cumulative sums' rounding (up to ~n ulps: three of ten
+  # weights 0.1 give 0.30000000000000004); a target a cut reaches exactly must be reached.
+  slack = 0.0 if w is None else c.ends[-1] * np.finfo(np.float64).eps
   if name == "target_tpr":
-    i = int(np.argmax(tpr >= target))
+    i = int(np.argmax(tpr >= target * (1 - slack)))
   else:
-    i = int(np.flatnonzero(fpr <= target)[-1])
+    i = int(np.flatnonzero(fpr <= target * (1 + slack))[-1])
   thr = c.thr[i - 1] if i > 0 else _threshold_dtype(c.thr.dtype).type(np.inf)
   return WorkingPoint(thr, tpr[i], fpr[i])
 
@@ -390,9 +397,10 @@ def _traced_working_point(pos, s, w, name, target):
   tpr = jnp.concatenate([zero, tps / tps[-1].astype(dtype)])
   fpr = jnp.concatenate([zero, fps / fps[-1].astype(dtype)])
   thr = jnp.concatenate([jnp.full(1, jnp.inf, jnp.result_type(float, thr.dtype)), thr])
+  slack = 8 * jnp.finfo(dtype).eps  # XLA divides by a reciprocal: 9 / 10 > 0.9 in float32
   if name == "target_tpr":
-    i = jnp.argmax(tpr >= target)  # first point (highest threshold) reaching it
+    i = jnp.argmax(tpr >= target * (1 - slack))  # first point (highest threshold) reaching it
   else:
-    ok = fpr <= target
+    ok = fpr <= target * (1 + slack)
     i = ok.shape[0] - 1 - jnp.argmax(ok[::-1])  # last point within the budget
   return WorkingPoint(thr[i], tpr[i], fpr[i])

@@ -20,11 +20,17 @@ Conventions, shared by every function (scikit-learn's, and tested against it):
   naming the argument: shapes, lengths, empty input, NaN/inf scores, label values, a
   missing class where a rate is undefined, targets outside [0, 1]. They compute on
   the host with NumPy in the input's own precision (float64 stays float64, int64
-  exact) and return NumPy values; thresholds keep the scores' dtype, so
-  ``scores >= threshold`` reproduces every reported rate.
-* Under ``jax.jit`` (traced arrays) values cannot raise: only shapes are checked, and
-  the computation is ``jax.numpy`` (:func:`roc_points` is the fixed-size ROC curve).
-  :func:`roc_curve` is eager only (its length depends on the data).
+  exact; bfloat16 and other ``ml_dtypes`` floats as float32, exactly) and return NumPy
+  values; thresholds keep the scores' dtype, so ``scores >= threshold`` reproduces every
+  reported rate. A ``threshold=`` given as a JAX scalar is compared in the scores' own
+  precision too.
+* Under ``jax.jit`` (traced arrays) values cannot raise: only shapes are checked
+  (``threshold`` must be a scalar), and the computation is ``jax.numpy`` in float32
+  (weights are summed in at least float32; labels outside the classes are dropped).
+  Without ``jax_enable_x64``, JAX itself converts int64/float64 arguments to 32 bits
+  before the function sees them (int64 scores above 2**31 wrap): pass such data
+  eagerly. :func:`roc_points` is the fixed-size ROC curve; :func:`roc_curve` is eager
+  only (its length depends on the data).
 
 Deliberate differences from scikit-learn: a missing class is an error where
 scikit-learn warns and returns NaN (``roc_curve``, ``roc_auc``); binary labels other

@@ -115,6 +115,7 @@ def test_roc_auc_multiclass_one_vs_rest(average, weighted):
   np.testing.assert_allclose(traced, expected, atol=2e-6)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")  # sklearn's own call
 def test_roc_auc_weighted_skips_an_absent_class_as_sklearn():
   y, p = _multiclass(8, c=4)
   y, p = np.where(y == 2, 0, y), p.astype(np.float64) / p.sum(1, keepdims=True)
@@ -251,6 +252,17 @@ def test_asimov_significance_is_accurate_for_tiny_s_over_b():
     assert jp.metrics.asimov_significance(ratio * 1e3, 1e3, 0.05) == pytest.approx(ref, rel=1e-14)
     got = jax.jit(jp.metrics.asimov_significance)(np.float32(ratio * 1e3), np.float32(1e3), 0.05)
     assert float(got) == pytest.approx(_asimov_mpmath(np.float32(ratio * 1e3), 1e3, 0.05), rel=3e-6)
+
+
+def test_asimov_significance_is_accurate_when_the_background_uncertainty_dominates():
+  # sigma_b^2 >> b: Z ~ s / sigma_b; the old form g(u) - g(qu)/q cancelled as q -> 1
+  # (float32 under jit returned 0 for the last case, float64 lost 8 digits).
+  for s, b, rel in [(10.0, 1e6, 0.05), (1e3, 1e8, 0.05), (1e6, 1e6, 0.05), (5.0, 1e7, 0.2),
+                    (0.01, 2.6e8, 0.7)]:
+    assert jp.metrics.asimov_significance(s, b, rel) == pytest.approx(_asimov_mpmath(s, b, rel), rel=1e-14)
+    got = jax.jit(jp.metrics.asimov_significance)(np.float32(s), np.float32(b), np.float32(rel))
+    ref = _asimov_mpmath(np.float32(s), np.float32(b), np.float32(rel))
+    assert float(got) == pytest.approx(ref, rel=3e-6)
 
 
 def _asimov_float64(s, b, rel):
