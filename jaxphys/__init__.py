@@ -2,8 +2,8 @@
 
 Submodules, one concept each: :mod:`~jaxphys.losses`, :mod:`~jaxphys.regularizers`,
 :mod:`~jaxphys.activations`, :mod:`~jaxphys.models`, :mod:`~jaxphys.metrics`,
-:mod:`~jaxphys.train`, :mod:`~jaxphys.augment`, :mod:`~jaxphys.data`,
-:mod:`~jaxphys.physics` and :mod:`~jaxphys.plots`. The most used names are re-exported
+:mod:`~jaxphys.train`, :mod:`~jaxphys.callbacks`, :mod:`~jaxphys.augment`,
+:mod:`~jaxphys.data`, :mod:`~jaxphys.physics` and :mod:`~jaxphys.plots`. The most used names are re-exported
 here; the last four submodules are imported on first use (``jaxphys.plots`` needs
 matplotlib, ``pip install jaxphys[plots]``).
 

@@ -301,8 +301,8 @@ def confusion_matrix(matrix: ArrayLike, class_names: Sequence[str], title: str =
   image = ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
   for i in range(c):
     for j in range(c):
-      ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-              color="white" if fraction[i, j] > 0.5 else "black")
+      color = "white" if fraction[i, j] > 0.5 else ("black" if matrix[i, j] else "silver")
+      ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
   ax.set_xticks(range(c), class_names, rotation=90, fontsize=7)
   ax.set_yticks(range(c), class_names, fontsize=7)
   ax.set(xlabel="predicted class", ylabel="true class")

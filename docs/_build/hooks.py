@@ -35,8 +35,11 @@ def _is_package(name: str) -> bool:
 
 
 def _page(name: str) -> str:
-  if _is_package(name):
-    children = [m for m in public_modules() if m.rsplit(".", 1)[0] == name]
+  """A package with public modules: its docstring and links to theirs (their pages show
+  the functions it re-exports); a module, or a package whose modules are private: all
+  its public members."""
+  children = [m for m in public_modules() if m.rsplit(".", 1)[0] == name]
+  if children:
     links = "\n".join(f"- [`{m}`]({m}.md)" for m in children)
     return (f"# `{name}`\n\n::: {name}\n    options:\n      members: false\n"
             f"      show_root_heading: false\n\n## Modules\n\n{links}\n")
