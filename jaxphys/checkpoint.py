@@ -208,7 +208,7 @@ def _check_shapes(where: str, restored: Any, target: Any) -> None:
 # A checkpoint file: _MAGIC, the SHA-256 of everything after it (32 bytes), the length of
 # the record (8 bytes, little-endian), the record (JSON: epochs done, history, config,
 # changes, best-metric value), then the state and key (Flax msgpack). The digest covers
-# all that is restored; the record can be read alone (for retention) without the state.
+# all that is restored; the record can be parsed alone (for retention) without the state.
 _MAGIC = b"jaxphys checkpoint 1\n"
 _HEAD = len(_MAGIC) + 32 + 8
 
@@ -230,7 +230,12 @@ def config_differences(stored: Optional[dict], given: Optional[dict]) -> dict:
   """
   stored, given = _as_json(stored or {}, "config"), _as_json(given or {}, "config")
   return {k: (stored.get(k), given.get(k)) for k in sorted(set(stored) | set(given), key=str)
-          if stored.get(k) != given.get(k)}
+          if not _same(stored.get(k), given.get(k))}
+
+
+def _same(a: Any, b: Any) -> bool:
+  """Equal settings: ``==`` (so ``1 == 1.0``), or the same JSON text (so NaN equals NaN)."""
+  return a == b or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _encode(record: dict, state: Any, key_data: np.ndarray) -> bytes:
@@ -238,14 +243,6 @@ def _encode(record: dict, state: Any, key_data: np.ndarray) -> bytes:
   arrays = serialization.msgpack_serialize({"state": serialization.to_state_dict(state), "key": key_data})
   rest = struct.pack("<Q", len(body)) + body + arrays
   return _MAGIC + hashlib.sha256(rest).digest() + rest
-
-
-def _read_record(path: Path) -> dict:
-  """The record of the checkpoint file ``path`` (not verified: for retention only)."""
-  with open(path, "rb") as f:
-    head = f.read(_HEAD)
-    (n,) = struct.unpack("<Q", head[-8:])
-    return json.loads(f.read(n))
 
 
 class Checkpointer:
@@ -264,7 +261,8 @@ class Checkpointer:
   ``resume=True`` it restores the latest checkpoint at the start of training (a fresh
   run without ``resume`` replaces the folder's checkpoints when it saves its first).
   Kept after each save: the last ``keep`` and, with ``best_metric``, the best by it
-  (read from the checkpoints themselves, so this holds across resumes).
+  (read from the checkpoints themselves, so this holds across resumes; one that does not
+  verify is never the best).
 
   The states this library trains fit in memory on one host, so one file per checkpoint
   suffices. Orbax's ``CheckpointManager`` was used before; a write it failed (a full disk)
@@ -385,7 +383,10 @@ class Checkpointer:
     if self.best_metric not in history:
       raise ValueError(f"Checkpointer: best_metric {self.best_metric!r} is not a logged metric "
                        f"(logged: {', '.join(sorted(history)) or 'none'})")
-    value = float(np.mean(np.asarray(history[self.best_metric])[-1]))
+    values = np.asarray(history[self.best_metric])
+    if not len(values):
+      return None
+    value = float(np.mean(values[-1]))
     return value if np.isfinite(value) else None  # never the best
 
   def save(self, epochs_done: int, state, key, history: dict) -> None:
@@ -401,12 +402,13 @@ class Checkpointer:
                        "metric": self._metric(history),
                        "history": {k: v.tolist() for k, v in history.items()},
                        "history_dtypes": {k: str(v.dtype) for k, v in history.items()}}, "history")
-    if self._replace_existing:  # a fresh run: the folder's old checkpoints go
-      for old in self.all_epochs():
-        self.path(old).unlink(missing_ok=True)
-      self._replace_existing = False
     payload = _encode(record, jax.device_get(state), np.asarray(jax.random.key_data(key)))
     atomic_write_bytes(self.path(step), payload)
+    if self._replace_existing:  # a fresh run: the folder's old checkpoints go, once this one is written
+      for old in self.all_epochs():
+        if old != step:
+          self.path(old).unlink(missing_ok=True)
+      self._replace_existing = False
     self._retain()
 
   def _retain(self) -> None:
@@ -417,9 +419,9 @@ class Checkpointer:
       metrics = {}
       for e in epochs:
         try:
-          metrics[e] = _read_record(self.path(e)).get("metric")
-        except (OSError, ValueError, struct.error):
-          pass  # damaged: never the best; goes unless among the last
+          metrics[e] = self._read(self.path(e), arrays=False)[0].get("metric")
+        except DataError:
+          pass  # damaged or edited: never the best; goes unless among the last
       scored = [(m if self.best_mode == "min" else -m, e) for e, m in metrics.items()
                 if isinstance(m, (int, float))]
       if scored:
@@ -466,8 +468,8 @@ class Checkpointer:
     self.resumed_from = step
     return step, restored, history
 
-  def _read(self, where: Path) -> tuple[dict, dict]:
-    """The verified record and arrays of the checkpoint file ``where``."""
+  def _read(self, where: Path, arrays: bool = True) -> tuple[dict, Optional[dict]]:
+    """The verified record and arrays (None unless ``arrays``) of the checkpoint file ``where``."""
     try:
       raw = where.read_bytes()
     except OSError as e:
@@ -480,12 +482,12 @@ class Checkpointer:
     (n,) = struct.unpack("<Q", rest[:8])
     try:  # intact (the digest matched) but perhaps written by something else
       record = json.loads(rest[8:8 + n])
-      arrays = serialization.msgpack_restore(rest[8 + n:])
       assert isinstance(record["history"], dict) and set(record["history_dtypes"]) == set(record["history"])
-      assert set(arrays) == {"state", "key"}
+      stored = serialization.msgpack_restore(rest[8 + n:]) if arrays else None
+      assert stored is None or set(stored) == {"state", "key"}
     except Exception:
       raise DataError(f"{where}: checkpoint record is damaged") from None
-    return record, arrays
+    return record, stored
 
   def _check_config(self, where: Path, record: dict) -> None:
     """ConfigMismatch naming every difference not allowed; records the allowed ones."""

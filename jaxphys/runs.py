@@ -12,7 +12,8 @@ a full disk). The layout of an output folder ``out``::
       checkpoints/        training checkpoints, kept across runs (for resuming)
       failures/<id>.json  the record of each run that failed, beside the published set
 
-``<id>`` is the run's start time (UTC) and process id, e.g. ``20261204-213000-4242``.
+``<id>`` is the run's start time (UTC) and process id, e.g. ``20261204-213000-4242``
+(then ``-2``, ``-3``, ... if a run or failure record of that name exists).
 The lock is the operating system's: it goes with the process that held it, so a killed
 run's lock is taken over by the next run. A run folder that is neither published nor
 running (a killed run's) is removed when the next run opens ``out``; the previous
@@ -23,11 +24,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
+
+import numpy as np
 
 from jaxphys._io import fsync_dir, output_error, write_json
 from jaxphys.errors import DataError, OutputError, RunLocked
@@ -55,21 +59,80 @@ def _lock(out: Path) -> int:
     raise RunLocked(f"{out}: another run is using this output folder (process "
                     f"{pid if pid is not None else 'unknown'}); wait for it to finish or "
                     "choose another folder", directory=out, pid=pid) from None
-  os.ftruncate(fd, 0)
-  os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+  try:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+  except OSError as e:  # a full disk
+    os.close(fd)
+    raise output_error(path, e) from None
   return fd
 
 
 def _fsync_tree(folder: Path) -> None:
-  """Flushes every file and folder under ``folder`` (itself included) to the disk."""
+  """Flushes every regular file and folder under ``folder`` (itself included) to the disk
+  (links and special files are not opened: a FIFO would block).
+
+  Raises:
+    OutputError: one of them cannot be flushed; one line naming it.
+  """
   for root, _, files in os.walk(folder):
-    for name in files:
-      fd = os.open(os.path.join(root, name), os.O_RDONLY)
+    for path in (os.path.join(root, name) for name in files):
+      if not os.path.isfile(path) or os.path.islink(path):
+        continue
       try:
-        os.fsync(fd)
-      finally:
-        os.close(fd)
-    fsync_dir(Path(root))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+          os.fsync(fd)
+        finally:
+          os.close(fd)
+      except OSError as e:
+        raise output_error(path, e) from None
+    try:
+      fsync_dir(Path(root))
+    except OSError as e:
+      raise output_error(root, e) from None
+
+
+def _fsync_entry(folder: Path) -> None:
+  """Flushes ``folder``'s own name in its parent (a new folder's entry) to the disk."""
+  try:
+    fsync_dir(folder.parent)
+  except OSError as e:
+    raise output_error(folder.parent, e) from None
+
+
+def _check_links(out: Path) -> None:
+  """OutputError unless ``out`` can hold the symbolic link that publishing swaps (some
+  file systems, e.g. FAT, cannot; a folder named ``latest`` is in the way): found before
+  the run does any work."""
+  latest = out / _LATEST
+  if latest.exists() and not latest.is_symlink():
+    raise OutputError(f"{latest}: exists and is not the link to the published results; move it "
+                      "away or choose another output folder", path=latest)
+  probe = out / f".{_LATEST}.{os.getpid()}"
+  try:
+    probe.unlink(missing_ok=True)
+    os.symlink("runs", probe)
+    probe.unlink()
+  except OSError as e:
+    if e.errno not in (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP):
+      raise output_error(probe, e) from None
+    raise OutputError(f"{out}: this file system cannot hold symbolic links, which publishing a run "
+                      f"needs ({e.strerror}); choose an output folder on another one", path=out) from None
+
+
+def _plain(obj: Any) -> Any:
+  """``obj`` as JSON can hold it: NumPy and JAX scalars and arrays as Python numbers and lists,
+  NaN and infinities as the strings ``"nan"``, ``"inf"``, ``"-inf"``."""
+  if hasattr(obj, "__array__") and not isinstance(obj, (str, bytes)):  # NumPy, JAX
+    obj = np.asarray(obj).tolist()
+  if isinstance(obj, dict):
+    return {k: _plain(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_plain(v) for v in obj]
+  if isinstance(obj, float) and not math.isfinite(obj):
+    return str(obj)
+  return obj
 
 
 def published_results(out) -> Path:
@@ -137,6 +200,7 @@ class RunDirectory:
     self._lock_fd: Optional[int] = _lock(self.out)
     self._published = False
     try:
+      _check_links(self.out)
       self.run_id = self._new_id()
       self._remove_orphans()
       self.staging = self.out / "runs" / self.run_id
@@ -152,8 +216,8 @@ class RunDirectory:
 
   def _new_id(self) -> str:
     stamp = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{os.getpid()}"
-    run_id, n = stamp, 1
-    while (self.out / "runs" / run_id).exists():
+    run_id, n = stamp, 1  # a run of this process in the same second may have left a record
+    while (self.out / "runs" / run_id).exists() or (self.out / "failures" / f"{run_id}.json").exists():
       n += 1
       run_id = f"{stamp}-{n}"
     return run_id
@@ -183,36 +247,46 @@ class RunDirectory:
       raise ValueError(f"{self.out}: the run is closed; publish before leaving the `with` block")
     if self._published:
       raise ValueError(f"{self.staging}: this run is already published")
+    if not self.staging.is_dir():  # a link to nothing would replace the good set
+      raise OutputError(f"{self.staging}: the staging folder is missing; nothing to publish",
+                        path=self.staging)
     previous = self._published_name()
     tmp = self.out / f".{_LATEST}.{os.getpid()}"
+    _fsync_tree(self.staging)
+    _fsync_entry(self.staging)
     try:
-      _fsync_tree(self.staging)
       tmp.unlink(missing_ok=True)
       os.symlink(os.path.join("runs", self.run_id), tmp)
       os.replace(tmp, self.out / _LATEST)
-      fsync_dir(self.out)
     except OSError as e:
       tmp.unlink(missing_ok=True)
       raise output_error(self.out / _LATEST, e) from None
-    self._published = True
+    self._published = True  # whatever follows, the link names this run's set now
+    try:
+      fsync_dir(self.out)
+    except OSError as e:
+      raise output_error(self.out / _LATEST, e) from None
     if previous and previous != self.run_id:
       shutil.rmtree(self.out / "runs" / previous, ignore_errors=True)
     return self.staging
 
   def record_failure(self, record: dict) -> Path:
-    """Writes ``record`` (JSON-able) to ``out/failures/<run_id>.json``, beside the
-    published set, which stays as it was. Returns the file's path."""
+    """Writes ``record`` to ``out/failures/<run_id>.json``, beside the published set,
+    which stays as it was. NumPy values are written as numbers and lists, NaN and
+    infinities (a diverged run's) as ``"nan"``, ``"inf"``, ``"-inf"``. Returns the file's
+    path."""
     if not isinstance(record, dict):
       raise ValueError(f"record: expected a dict, got {type(record).__name__}")
     path = self.out / "failures" / f"{self.run_id}.json"
-    write_json(path, record)
+    write_json(path, _plain(record))
     return path
 
   def close(self) -> None:
     """Removes the staged files unless published, and releases the lock."""
     if self._lock_fd is None:
       return
-    if not self._published and hasattr(self, "staging"):
+    # A publish interrupted just after its swap has published all the same.
+    if not self._published and hasattr(self, "staging") and self._published_name() != self.run_id:
       shutil.rmtree(self.staging, ignore_errors=True)
     os.ftruncate(self._lock_fd, 0)
     os.close(self._lock_fd)

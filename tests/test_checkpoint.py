@@ -340,3 +340,52 @@ def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
   if e.epoch:
     _, restored, _ = ckpt.restore(_small_run(tmp_path, 0)[0], jax.random.key(1))
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(restored))
+
+
+@pytest.mark.parametrize("damage", ["metric", "length"])
+def test_retention_trusts_only_checkpoints_that_verify(tmp_path, damage):
+  losses = [0.9, 0.2, 0.5, 0.6]
+  ckpt = Checkpointer(tmp_path, keep=1, best_metric="eval_loss")
+  loop = _drive(ckpt, _state(), 3, losses)
+  assert ckpt.all_epochs() == [2, 3]
+  raw = bytearray(ckpt.path(3).read_bytes())
+  if damage == "metric":  # an edited record claiming to be the best
+    assert raw.count(b'"metric": 0.5') == 1
+    raw = raw.replace(b'"metric": 0.5', b'"metric": 0.1', 1)
+  else:  # a damaged record length
+    at = len(b"jaxphys checkpoint 1\n") + 32
+    raw[at:at + 8] = (2 ** 62).to_bytes(8, "little")
+  ckpt.path(3).write_bytes(bytes(raw))
+  ckpt.save(4, loop.state, loop.key, {"eval_loss": losses})
+  assert ckpt.all_epochs() == [2, 4]  # the true best stays
+
+
+def test_a_fresh_run_removes_old_checkpoints_only_once_its_first_is_written(tmp_path, monkeypatch):
+  _drive(Checkpointer(tmp_path), _state(), 2, [0.5, 0.4])
+
+  def full(fd):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "fsync", full)
+  with pytest.raises(OutputError):
+    _drive(Checkpointer(tmp_path), _state(), 1, [0.3])
+  monkeypatch.undo()
+  assert Checkpointer(tmp_path).all_epochs() == [1, 2]
+  assert Checkpointer(tmp_path).restore(_state(), jax.random.key(1))[0] == 2  # the old run's, intact
+  _drive(Checkpointer(tmp_path), _state(), 1, [0.3])
+  assert Checkpointer(tmp_path).all_epochs() == [1]
+
+
+def test_a_best_metric_without_values_is_not_an_index_error(tmp_path):
+  ckpt = Checkpointer(tmp_path, best_metric="eval_loss")
+  ckpt.save(1, _state(), jax.random.key(1), {"eval_loss": [], "train_loss": [0.5]})
+  assert ckpt.all_epochs() == [1]
+
+
+def test_a_nan_setting_equals_itself_on_resume(tmp_path):
+  from jaxphys.checkpoint import config_differences
+
+  assert config_differences({"clip": float("nan"), "w": [1.0, float("nan")]},
+                            {"clip": float("nan"), "w": [1.0, float("nan")]}) == {}
+  assert config_differences({"lr": 1}, {"lr": 1.0}) == {}
+  assert list(config_differences({"w": [float("nan")]}, {"w": [0.0]})) == ["w"]

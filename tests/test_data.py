@@ -261,3 +261,27 @@ def test_empty_idx_files_are_one_line_errors(tmp_path):
   write_idx(tmp_path / "images.idx", np.zeros((0, 28, 28), np.uint8))
   with pytest.raises(DataError, match=r"images.idx: IDX header declares an empty array \(dimensions \(0, 28, 28\)\)"):
     read_idx(tmp_path / "images.idx")
+
+
+def test_downloads_that_cannot_be_written_are_one_line_output_errors(tmp_path, monkeypatch):
+  import importlib
+
+  download_module = importlib.import_module("jaxphys.data.download")
+  from jaxphys.data.download import sha256_of
+  from jaxphys.errors import OutputError
+
+  source = tmp_path / "mirror.bin"
+  source.write_bytes(b"abc")
+  url, digest = source.as_uri(), sha256_of(source)
+  (tmp_path / "file").write_text("")
+  with pytest.raises(OutputError, match=r"file/x.bin: cannot write \(") as err:  # the folder is a file
+    download([url], tmp_path / "file" / "x.bin", digest)
+  assert "\n" not in str(err.value)
+
+  def full(*args):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(download_module, "_fetch", full)
+  with pytest.raises(OutputError, match=r"x.bin: cannot write \(No space left on device\)"):
+    download([url, url], tmp_path / "x.bin", digest)  # not "url: OSError" once per mirror
+  assert list(tmp_path.glob(".x.bin*")) == []

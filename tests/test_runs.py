@@ -175,3 +175,137 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
   live.write_text("")
   _io.remove_stale_temporaries(tmp_path)
   assert not stale.exists() and live.exists()
+
+
+def test_runs_in_one_second_keep_every_failure_record(tmp_path):
+  out = tmp_path / "out"
+  records = []
+  for i in range(3):  # one process, the same second: the same time stamp and PID
+    with RunDirectory(out) as run:
+      records.append(run.record_failure({"attempt": i}))
+  assert len(set(records)) == 3
+  assert [json.loads(p.read_text()) for p in records] == [{"attempt": i} for i in range(3)]
+
+
+def test_failure_records_take_what_a_failure_holds(tmp_path):
+  import numpy as np
+
+  with RunDirectory(tmp_path / "out") as run:
+    import jax.numpy as jnp
+
+    path = run.record_failure({"loss": [np.float32(0.5), float("nan"), -np.inf], "epoch": np.int64(3),
+                               "params": np.array([1.0, np.inf]), "scalar": np.array(2.0),
+                               "device": jnp.array([np.nan, 1.0])})
+  assert json.loads(path.read_text()) == {"loss": [0.5, "nan", "-inf"], "epoch": 3, "params": [1.0, "inf"],
+                                          "scalar": 2.0, "device": ["nan", 1.0]}
+
+
+@pytest.mark.parametrize("interrupt", [OSError(5, "Input/output error"), KeyboardInterrupt()])
+def test_a_failure_after_the_swap_never_leaves_the_link_dangling(tmp_path, monkeypatch, interrupt):
+  from jaxphys import runs
+
+  out = tmp_path / "out"
+  with RunDirectory(out) as run:
+    (run.staging / "results.json").write_text("good")
+    run.publish()
+
+  real = runs.fsync_dir
+
+  def fail(folder):  # flushing the output folder's entries, i.e. after the swap
+    if folder == out:
+      raise interrupt
+    real(folder)
+
+  with pytest.raises((OutputError, KeyboardInterrupt)):
+    with RunDirectory(out) as run:
+      (run.staging / "results.json").write_text("new")
+      monkeypatch.setattr(runs, "fsync_dir", fail)  # the link is swapped, then this fails
+      run.publish()
+  monkeypatch.undo()
+  assert (published_results(out) / "results.json").read_text() == "new"
+  with RunDirectory(out):  # and the next run keeps it
+    pass
+  assert (published_results(out) / "results.json").read_text() == "new"
+
+
+def test_a_file_system_without_symbolic_links_is_refused_before_any_work(tmp_path, monkeypatch):
+  def no_links(*args, **kwargs):
+    raise OSError(1, "Operation not permitted")
+
+  monkeypatch.setattr(os, "symlink", no_links)
+  with pytest.raises(OutputError, match=r"out: this file system cannot hold symbolic links") as err:
+    RunDirectory(tmp_path / "out")
+  assert "\n" not in str(err.value)
+  monkeypatch.undo()
+  with RunDirectory(tmp_path / "out"):  # the lock was released
+    pass
+
+
+def test_publishing_names_a_staged_file_it_cannot_flush_and_skips_special_files(tmp_path, monkeypatch):
+  with RunDirectory(tmp_path / "out") as run:
+    (run.staging / "results.json").write_text("1")
+    os.mkfifo(run.staging / "pipe")  # opening it to flush would wait forever
+    os.symlink(run.staging / "gone", run.staging / "dangling")
+
+    def failing(fd):
+      raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OutputError, match=r"results.json: cannot write \(Input/output error\)"):
+      run.publish()
+    monkeypatch.undo()
+    published = run.publish()
+  assert (published / "results.json").read_text() == "1"
+
+
+def test_publishing_a_removed_staging_folder_keeps_the_previous_set(tmp_path):
+  out = tmp_path / "out"
+  with RunDirectory(out) as run:
+    (run.staging / "results.json").write_text("good")
+    run.publish()
+  with RunDirectory(out) as run:
+    shutil.rmtree(run.staging)
+    with pytest.raises(OutputError, match=r"runs/.*: the staging folder is missing"):
+      run.publish()
+  assert (published_results(out) / "results.json").read_text() == "good"
+
+
+def test_the_run_folder_entry_is_flushed_before_the_link_names_it(tmp_path, monkeypatch):
+  from jaxphys import runs
+
+  events = []
+  real_fsync_dir, real_replace = runs.fsync_dir, os.replace
+  monkeypatch.setattr(runs, "fsync_dir", lambda folder: (events.append(("fsync", str(folder))),
+                                                         real_fsync_dir(folder)))
+  monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b)))
+  with RunDirectory(tmp_path / "out") as run:
+    run.publish()
+  swap = events.index(("replace", str(tmp_path / "out" / "latest")))
+  assert ("fsync", str(tmp_path / "out" / "runs")) in events[:swap]  # a power cut cannot leave a dangling link
+
+
+def test_a_latest_that_is_not_a_link_is_refused_before_any_work(tmp_path):
+  (tmp_path / "out" / "latest").mkdir(parents=True)  # publishing could never replace it
+  with pytest.raises(OutputError, match=r"out/latest: exists and is not the link to the published results"):
+    RunDirectory(tmp_path / "out")
+
+
+def test_a_full_disk_when_taking_the_lock_is_one_line_and_releases_it(tmp_path, monkeypatch):
+  def full(*args):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "pwrite", full)  # writing our PID into the lock file
+  with pytest.raises(OutputError, match=r"out/.lock: cannot write \(No space left on device\)"):
+    RunDirectory(tmp_path / "out")
+  monkeypatch.undo()
+  with RunDirectory(tmp_path / "out"):  # not held by a leaked descriptor
+    pass
+
+
+def test_a_full_disk_when_probing_for_links_is_not_blamed_on_the_file_system(tmp_path, monkeypatch):
+  def full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(os, "symlink", full)
+  with pytest.raises(OutputError, match=r"out/.latest.\d+: cannot write \(No space left on device\)"):
+    RunDirectory(tmp_path / "out")

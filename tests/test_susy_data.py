@@ -131,6 +131,7 @@ def _cached(tmp_path, n=40):
     ("dtype", "holds float64"),
     ("shape", r"holds float32 \(40, 18\)"),
     ("truncated", "npy"),
+    ("empty", "npy: No data left in file"),
 ])
 def test_a_damaged_cache_is_detected_and_read_again(tmp_path, damage, problem):
   x, y, src, cache, npy = _cached(tmp_path)
@@ -145,6 +146,8 @@ def test_a_damaged_cache_is_detected_and_read_again(tmp_path, damage, problem):
     table = table[:, 1:]
   if damage == "truncated":
     npy.write_bytes(npy.read_bytes()[:100])
+  elif damage == "empty":
+    npy.write_bytes(b"")
   else:
     np.save(npy, table)
   with pytest.warns(RuntimeWarning, match=f"damaged SUSY cache.*{problem}"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
@@ -12,8 +13,11 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
-from jaxphys._io import file_mode
+from jaxphys._io import file_mode, output_error
 from jaxphys.errors import DataError
+
+# Errors of writing the file, never of the network: no other mirror can help.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 __all__ = ["download", "sha256_of"]
 
@@ -56,6 +60,7 @@ def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0,
   Raises:
     DataError: every URL failed, or the deadline passed; the message lists each URL's
       reason.
+    OutputError: ``dest`` cannot be written (no such folder, a full disk, ...).
 
   >>> import tempfile, pathlib
   >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -68,7 +73,10 @@ def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0,
     if not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
       raise ValueError(f"download: {name} must be a positive, finite number of seconds, got {value!r}")
   dest = Path(dest)
-  dest.parent.mkdir(parents=True, exist_ok=True)
+  try:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise output_error(dest, e) from None
   end = time.monotonic() + deadline
   failures = []
   for url in urls:
@@ -76,7 +84,10 @@ def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0,
     if left <= 0:
       failures.append(f"{url}: not tried (the {deadline:g} s deadline had passed)")
       continue
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+      fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as e:
+      raise output_error(dest, e) from None
     try:
       with os.fdopen(fd, "wb") as out:
         failure = _fetch(url, out, sha256, min(timeout, left), end, deadline)
@@ -89,7 +100,10 @@ def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0,
     except urllib.error.HTTPError as e:
       failures.append(f"{url}: HTTP {e.code} {e.reason}")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-      failures.append(f"{url}: {getattr(e, 'reason', None) or type(e).__name__}")
+      if getattr(e, "errno", None) in _DISK_ERRORS:
+        raise output_error(dest, e) from None
+      reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or type(e).__name__
+      failures.append(f"{url}: {reason}")
     finally:
       Path(tmp).unlink(missing_ok=True)
   raise DataError(f"{dest.name}: download failed: " + "; ".join(failures))

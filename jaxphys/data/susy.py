@@ -168,7 +168,7 @@ def _load_cache(cached: Path):
     if table.dtype != np.float32 or table.ndim != 2 or table.shape[1] != _NCOLS or not len(table):
       raise DataError(f"{cached}: holds {table.dtype} {table.shape}, not float32 (rows, {_NCOLS})")
     _validate(cached, table[:, 0], table[:, 1:])
-  except (OSError, ValueError) as e:  # DataError included
+  except (OSError, ValueError, EOFError) as e:  # DataError included; EOFError: an empty file
     problem = str(e) if isinstance(e, DataError) else f"{cached}: {(str(e).splitlines() or [''])[0]}"
     warnings.warn(f"damaged SUSY cache, read from the source again: {problem}", RuntimeWarning,
                   stacklevel=3)
