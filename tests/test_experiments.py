@@ -84,7 +84,7 @@ def test_ladder_runs_every_rung_and_learns(tiny, tmp_path, capsys):
   assert mnist.main(flags) == 0
   printed = capsys.readouterr().out
   assert "| softmax + shift |" in printed and "| cnn + full |" in printed and "| resnet + full |" in printed
-  where, _ = _published(tmp_path)
+  where = published_results(tmp_path)  # the ladder's summary is ladder.json, one folder per rung
   rows = json.loads((where / "ladder.json").read_text())
   assert [(r["model"], r["augmentation"]) for r in rows] == [
       ("softmax", "shift"), ("mlp", "shift"), ("cnn", "shift"), ("cnn", "full"), ("resnet", "full")]
