@@ -28,7 +28,8 @@ from flax import serialization
 from jaxphys._io import atomic_write_bytes, remove_stale_temporaries, write_json
 from jaxphys.errors import ConfigMismatch, DataError
 
-__all__ = ["Checkpointer", "config_differences", "save_params", "load_params", "save_model", "load_model", "Predictor"]
+__all__ = ["Checkpointer", "config_differences", "save_params", "load_params", "save_model",
+           "load_model", "Predictor"]
 
 _MODEL_FORMAT = "jaxphys-model/1"
 

@@ -85,13 +85,13 @@ def tiny_idx(tmp_path_factory):
 
 
 @pytest.mark.parametrize("script,args,message", [
-    ("mnist.py", ["--model", "mlp", "--epochs", "0"], "epochs must be a positive integer, got 0"),
-    ("mnist.py", ["--model", "mlp", "--batch-size", "-4"], "batch_size must be a positive integer, got -4"),
-    ("mnist.py", ["--model", "mlp", "--lr", "0"], "lr must be positive"),
+    ("mnist.py", ["--model", "mlp", "--epochs", "0"], "epochs must be in [1, 2147483647], got 0"),
+    ("mnist.py", ["--model", "mlp", "--batch-size", "-4"], "batch_size must be in [1, 2147483647], got -4"),
+    ("mnist.py", ["--model", "mlp", "--lr", "0"], "lr must be in (0, inf], got 0.0"),
     ("mnist.py", ["--model", "mlp", "--resume"], None),  # nothing to resume: a fresh run is fine
-    ("susy.py", ["--simulate", "0"], "simulate must be a positive integer, got 0"),
-    ("susy.py", ["--simulate", "100", "--batch-size", "0"], "batch_size must be a positive integer, got 0"),
-    ("susy.py", ["--simulate", "100", "--epochs", "-1"], "epochs must be a positive integer, got -1"),
+    ("susy.py", ["--simulate", "0"], "simulate must be in [10, inf], got 0"),
+    ("susy.py", ["--simulate", "100", "--batch-size", "0"], "batch_size must be in [1, 2147483647], got 0"),
+    ("susy.py", ["--simulate", "100", "--epochs", "-1"], "epochs must be in [1, 2147483647], got -1"),
     ("susy.py", ["--data", "{idx}"], "not a regular file"),
     ("mnist.py", ["--model", "transformer"], "invalid choice: 'transformer'"),
     ("mnist.py", ["--dataset", "cifar10"], "invalid choice: 'cifar10'"),
@@ -120,5 +120,5 @@ def test_mnist_settings_are_checked_before_the_data_is_looked_for(tmp_path):
                          "--no-download", "--out", str(tmp_path / "out"), "--quiet"],
                         capture_output=True, text=True, timeout=300)
   lines = done.stderr.strip().splitlines()
-  assert done.returncode == 2 and lines == ["error: l2 must not be negative, got -1.0"], done.stderr
+  assert done.returncode == 2 and lines == ["error: l2 must be in [0, inf], got -1.0"], done.stderr
   assert not (tmp_path / "out").exists()

@@ -1,9 +1,10 @@
-"""Smoke runs of the experiments on tiny generated data: outputs exist and are well formed."""
+"""The experiments end to end on tiny data: their published outputs, model selection on the
+validation split, resumption (and its refusal when a setting changed), and failures that
+leave the previous result untouched."""
 
 import json
+import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -11,208 +12,205 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxphys.checkpoint import load_params
-from jaxphys.data import write_idx, write_susy
-from jaxphys.errors import DataError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import mnist  # noqa: E402
-import quickstart  # noqa: E402
-import susy  # noqa: E402
+from experiment_data import write_tiny_mnist
+from jaxphys.checkpoint import load_model, load_params
+from jaxphys.experiments import mnist, quickstart, susy
+from jaxphys.runs import published_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
+TINY = ["--batch-size", "16", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def tiny_mnist(tmp_path_factory):
-  """60 train / 30 test 28x28 images: a bright square whose position encodes the class."""
-  d = tmp_path_factory.mktemp("tiny_mnist")
-  rng = np.random.default_rng(0)
-  for split, n in (("train", 60), ("t10k", 30)):
-    labels = (np.arange(n) % 10).astype(np.uint8)
-    images = rng.integers(0, 40, (n, 28, 28), dtype=np.uint8)
-    for i, c in enumerate(labels):
-      r, col = 4 + 2 * (c // 5) * 5, 2 + 5 * (c % 5)
-      images[i, r:r + 6, col:col + 4] = 255
-    write_idx(d / f"{split}-images-idx3-ubyte.gz", images)
-    write_idx(d / f"{split}-labels-idx1-ubyte.gz", labels)
-  return d
+def tiny(tmp_path_factory):
+  return write_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
 
 
-def _check_run(out: Path, model: str, augmentation: str, epochs: int):
-  r = json.loads((out / "results.json").read_text())
-  for key in ("dataset", "model", "augment", "epochs", "test_accuracy", "train_seconds",
-              "images_per_second", "compile_seconds", "seed", "history", "per_class",
-              "confusion_matrix", "environment"):
-    assert key in r, key
-  assert (r["model"], r["augmentation"], r["epochs"], r["dataset"]) == (model, augmentation, epochs, "mnist")
-  assert r["augment"] == (augmentation != "none")
-  assert 0.0 <= r["test_accuracy"] <= 1.0 and r["images_per_second"] > 0
-  assert len(r["history"]["train_loss"]) == epochs == len(r["history"]["test_accuracy"])
-  assert len(r["per_class"]["precision"]) == 10 == len(r["per_class"]["auc"])
-  assert np.asarray(r["confusion_matrix"]).sum() == r["n_test"] == 30
-  for png in ("learning_curves.png", "confusion_matrix.png", "misclassified.png", "augmented.png"):
-    assert (out / png).read_bytes()[:8] == PNG, png
-  template = mnist.build_model(mnist.get_config(model), 10).init(
-      jax.random.key(0), jnp.ones((1, 28, 28, 1)))["params"]
-  load_params(out / "params.msgpack", template)
-  return r
+def _published(out: Path) -> tuple[Path, dict]:
+  where = published_results(out)
+  return where, json.loads((where / "results.json").read_text())
 
 
-def test_single_model_run_writes_well_formed_outputs(tiny_mnist, tmp_path, capsys):
+def _run_mnist(tiny, out, *flags) -> int:
+  return mnist.main(["--data-dir", str(tiny), "--out", str(out), *TINY, *flags])
+
+
+def test_mnist_run_publishes_every_output(tiny, tmp_path):
   out = tmp_path / "cnn"
-  mnist.main(["--dataset", "mnist", "--data-dir", str(tiny_mnist), "--model", "cnn", "--augment",
-              "--epochs", "2", "--batch-size", "16", "--out", str(out), "--quiet"])
-  assert capsys.readouterr().out == ""  # --quiet: nothing on stdout
-  _check_run(out, "cnn", "full", 2)
+  assert _run_mnist(tiny, out, "--model", "cnn", "--augment", "--epochs", "2") == 0
+  where, r = _published(out)
+  assert (r["model"], r["augmentation"], r["epochs"], r["n_train"] + r["n_valid"]) == ("cnn", "full", 2, 60)
+  assert r["n_valid"] == 6 and r["n_test"] == 30 and np.asarray(r["confusion_matrix"]).sum() == 30
+  assert r["selected"]["monitor"] == "eval_loss"
+  valid_loss = r["history"]["eval_loss"]
+  assert r["selected"]["epoch"] == 1 + int(np.argmin(valid_loss)) and len(valid_loss) == 2
+  env = r["environment"]
+  assert {"jax", "jaxlib", "flax", "optax", "numpy", "device", "command", "git", "compiler"} <= set(env)
+  assert env["git"] is None or len(env["git"]["commit"]) == 40
+  for png in ("learning_curves.png", "confusion_matrix.png", "misclassified.png", "augmented.png"):
+    assert (where / png).read_bytes()[:8] == PNG, png
+  header = (where / "metrics.csv").read_text().splitlines()[0]
+  assert "eval_accuracy" in header and "train_loss" in header
+  assert len((where / "metrics.csv").read_text().splitlines()) == 3
+  assert any(p.name.startswith("events.out.tfevents") for p in (where / "tensorboard").rglob("*"))
+  log = (where / "log.txt").read_text()
+  assert "epoch 1/2" in log and "epoch 2/2" in log and "test accuracy" in log
+  template = mnist.build_model(mnist.resolve(mnist.Config(), "cnn"), 10).init(
+      jax.random.key(0), jnp.ones((1, 28, 28, 1)))["params"]
+  load_params(where / "params.msgpack", template)
+  predictor = load_model(where / "model")  # inference without the experiment's code
+  assert predictor(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
 
 
-def test_ladder_runs_every_rung_and_learns(tiny_mnist, tmp_path, capsys):
-  rows = mnist.main(["--data-dir", str(tiny_mnist), "--epochs", "3", "--batch-size", "20",
-                     "--lr", "0.01", "--out", str(tmp_path)])
+def test_resnet_trains_with_batch_statistics(tiny, tmp_path):
+  out = tmp_path / "resnet"
+  assert _run_mnist(tiny, out, "--model", "resnet", "--epochs", "1", "--resnet-features", "4", "8") == 0
+  where, r = _published(out)
+  assert r["config"]["resnet_features"] == [4, 8] and (where / "model_state.msgpack").is_file()
+  assert 0.0 <= r["test_accuracy"] <= 1.0
+
+
+def test_a_batch_larger_than_the_data_is_one_batch_and_said(tiny, tmp_path):
+  assert _run_mnist(tiny, tmp_path, "--model", "softmax", "--epochs", "1", "--batch-size", "1000000000") == 0
+  where, r = _published(tmp_path)
+  assert r["batch_size"] == 54
+  assert "batch_size 1000000000 is larger than the 54 training images" in (where / "log.txt").read_text()
+
+
+@pytest.mark.slow
+def test_ladder_runs_every_rung_and_learns(tiny, tmp_path, capsys):
+  flags = ["--data-dir", str(tiny), "--epochs", "3", "--batch-size", "20", "--lr", "0.01",
+           "--resnet-features", "4", "8", "--out", str(tmp_path)]
+  assert mnist.main(flags) == 0
   printed = capsys.readouterr().out
-  assert "| softmax + shift |" in printed and "| cnn + shift |" in printed
-  assert "| cnn + full |" in printed
-  # The per-class table: one line per class with precision / recall / AUC for each rung.
-  per_class = [line for line in printed.splitlines() if line.startswith("| 0 |")]
-  assert len(per_class) == 1 and per_class[0].count(" / ") == 2 * 4
-  used = [(r["model"], r["augmentation"]) for r in rows]
-  assert used == [(m, a or mnist.get_config(m).augmentation) for m, a in mnist.LADDER]
-  assert len(json.loads((tmp_path / "ladder.json").read_text())) == 4
-  for model, aug in used:
-    _check_run(tmp_path / f"{model}_{aug}", model, aug, 3)
-  # The class is a bright square's position: softmax regression learns it at once.
-  assert rows[0]["test_accuracy"] >= 0.9
+  assert "| softmax + shift |" in printed and "| cnn + full |" in printed and "| resnet + full |" in printed
+  where = published_results(tmp_path)  # the ladder's summary is ladder.json, one folder per rung
+  rows = json.loads((where / "ladder.json").read_text())
+  assert [(r["model"], r["augmentation"]) for r in rows] == [
+      ("softmax", "shift"), ("mlp", "shift"), ("cnn", "shift"), ("cnn", "full"), ("resnet", "full")]
+  assert rows[0]["test_accuracy"] >= 0.9  # the class is a bright block's position
+  for r in rows:
+    assert (where / f"{r['model']}_{r['augmentation']}" / "results.json").is_file()
 
 
-def test_quickstart_runs(capsys):
-  results = quickstart.main(["--epochs", "2", "--quiet"])
+def test_quickstart_runs_and_publishes_when_given_out(tmp_path, capsys):
+  assert quickstart.main(["--epochs", "2", "--quiet", "--out", str(tmp_path)]) == 0
   assert capsys.readouterr().out == ""
-  assert set(results) == {"logistic", "softmax_l2_sweep", "mlp", "cnn"}
-  assert results["mlp"]["accuracy"] > 0.5
+  _, r = _published(tmp_path)
+  assert {"logistic", "softmax_l2_sweep", "mlp", "cnn", "config", "environment"} <= set(r)
+  assert r["mlp"]["accuracy"] > 0.5 and r["config"]["epochs"] == 2
 
 
-def test_train_and_evaluate_is_a_complete_entry_point(tiny_mnist, tmp_path):
-  config = mnist.get_config("softmax", epochs=2, batch_size=16, data_dir=str(tiny_mnist))
-  r = mnist.train_and_evaluate(config, tmp_path, quiet=True)
-  assert r["config"]["data_dir"] == str(tiny_mnist) and (tmp_path / "results.json").is_file()
-
-
-def test_mnist_checkpoints_and_resumes_to_the_same_result(tiny_mnist, tmp_path):
-  args = ["--data-dir", str(tiny_mnist), "--model", "mlp", "--batch-size", "16", "--quiet"]
-  args += ["--epochs", "4"]
-  full = mnist.main(args + ["--out", str(tmp_path / "full")])[0]
-  # A run that lost its last epoch (as if killed during it), then resumed.
-  cut = mnist.main(args + ["--checkpoint-every", "1", "--out", str(tmp_path / "cut")])[0]
-  ckpts = tmp_path / "cut" / "checkpoints"
-  assert sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())[-2:] == [3, 4]
-  shutil.rmtree(ckpts / "4")
-  (tmp_path / "cut" / "results.json").unlink()
-  resumed = mnist.main(args + ["--checkpoint-every", "1", "--resume", "--out", str(tmp_path / "cut")])[0]
-  # Epochs 1-3 come from the checkpoint (their recorded times too), epoch 4 is recomputed.
-  assert resumed["history"]["epoch_seconds"][:3] == cut["history"]["epoch_seconds"][:3]
-  assert resumed["history"]["epoch_seconds"][3] != cut["history"]["epoch_seconds"][3]
+def test_resume_continues_to_the_uninterrupted_result(tiny, tmp_path):
+  flags = ["--model", "mlp", "--epochs", "3", "--checkpoint-every", "1"]
+  assert _run_mnist(tiny, tmp_path, *flags) == 0
+  _, full = _published(tmp_path)
+  (tmp_path / "checkpoints" / "epoch_3.ckpt").unlink()  # as if killed during epoch 3
+  assert _run_mnist(tiny, tmp_path, *flags, "--resume") == 0
+  _, resumed = _published(tmp_path)
+  assert resumed["resume"] == {"resumed_from": 2, "changes": []}
   assert resumed["history"]["train_loss"] == full["history"]["train_loss"]
   assert resumed["test_accuracy"] == full["test_accuracy"]
-  env = resumed["environment"]
-  assert {"jax", "jaxlib", "flax", "optax", "numpy", "jaxphys", "device"} <= set(env)
 
 
-def test_mnist_divergence_is_one_line_exit_2_and_recorded(tiny_mnist, tmp_path):
-  out = tmp_path / "run"
-  cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "experiments" / "mnist.py"),
-         "--data-dir", str(tiny_mnist), "--model", "mlp", "--lr", "1e12", "--epochs", "3",
-         "--batch-size", "16", "--checkpoint-every", "1", "--out", str(out), "--quiet"]
-  done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-  assert done.returncode == 2, done.stderr
-  lines = done.stderr.strip().splitlines()
-  assert len(lines) == 1 and "training diverged at epoch" in lines[0] and "learning rate" in lines[0]
-  r = json.loads((out / "results.json").read_text())
-  assert "diverged" in r["failure"] and r["step"] >= 1 and "test_accuracy" not in r
+def test_more_epochs_on_a_constant_schedule_are_allowed_and_recorded(tiny, tmp_path):
+  flags = ["--model", "mlp", "--checkpoint-every", "1", "--schedule", "constant"]
+  assert _run_mnist(tiny, tmp_path / "cut", *flags, "--epochs", "2") == 0
+  assert _run_mnist(tiny, tmp_path / "cut", *flags, "--epochs", "3", "--resume") == 0
+  assert _run_mnist(tiny, tmp_path / "full", *flags, "--epochs", "3") == 0
+  _, resumed = _published(tmp_path / "cut")
+  _, full = _published(tmp_path / "full")
+  assert resumed["resume"]["resumed_from"] == 2
+  assert [(c["setting"], c["from"], c["to"]) for c in resumed["resume"]["changes"]] == [("epochs", 2, 3)]
+  assert resumed["history"]["train_loss"] == full["history"]["train_loss"]
+  assert resumed["test_accuracy"] == full["test_accuracy"]
 
 
-# --- experiments/susy.py ------------------------------------------------------------------
-
-def _susy_file(path, n=4000, seed=0):
-  """A SUSY-format file whose label shifts the first feature by one standard deviation."""
-  rng = np.random.default_rng(seed)
-  y = rng.integers(0, 2, n)
-  x = rng.normal(size=(n, 18))
-  x[:, 0] += 2.0 * y
-  return write_susy(path, x, y)
+RESUMABLE = ["--model", "mlp", "--epochs", "2", "--checkpoint-every", "1"]
 
 
-def test_susy_simulated_run_writes_every_model_and_output(tmp_path, capsys):
-  out = tmp_path / "susy"
-  susy.main(["--simulate", "3000", "--features", "high", "--seeds", "2", "--epochs", "1",
-             "--tree-rounds", "5", "--out", str(out), "--quiet"])
-  assert capsys.readouterr().out == ""
-  r = json.loads((out / "results.json").read_text())
-  assert r["data"]["n_train"] == 2400 and r["data"]["n_test"] == 300
-  for model in susy.MODELS:
-    auc = r["auc"][model]["high"]
-    assert len(auc["values"]) == 2 and 0.0 < auc["mean"] < 1.0
-    np.testing.assert_allclose(auc["mean"], np.mean(auc["values"]), rtol=1e-6)
-    for metric in ("accuracy", "significance", "signal_efficiency@fpr=0.1"):
-      assert len(r[metric][model]["high"]["values"]) == 2
-  assert r["published_auc"]["deep NN"] == {"low": 0.872, "high": 0.865, "all": 0.876}
-  for png in ("roc_high.png", "features.png"):
-    assert (out / png).read_bytes().startswith(PNG)
+@pytest.fixture(scope="module")
+def checkpointed(tiny, tmp_path_factory):
+  """A finished, checkpointed MLP run (copied by each test that resumes it)."""
+  out = tmp_path_factory.mktemp("checkpointed") / "out"
+  assert _run_mnist(tiny, out, *RESUMABLE) == 0
+  return out
 
 
-def test_susy_on_a_data_file_learns_and_is_reproducible(tmp_path):
-  path = _susy_file(tmp_path / "SUSY.csv.gz")
-  args = ["--data", str(path), "--models", "logreg", "trees", "--features", "low", "all",
-          "--seeds", "3", "--epochs", "10", "--batch-size", "64", "--tree-rounds", "20", "--quiet"]
-  r = susy.main(args + ["--out", str(tmp_path / "a")])
-  # The label moves one low-level feature by 2 sigma: AUC = Phi(2 / sqrt(2)) = 0.921.
-  for model in ("logreg", "trees"):
-    for fs in ("low", "all"):
-      assert r["auc"][model][fs]["mean"] > 0.88, (model, fs)
-  assert r["checks"] == {}  # needs the deep network
-  again = susy.main(args + ["--out", str(tmp_path / "b")])
-  assert again["auc"] == r["auc"]
-  # The split is the file's: the last 10 % of rows are the test set.
-  assert r["data"]["n_test"] == 400 and r["data"]["n_train"] == 3200
-
-
-def test_susy_networks_checkpoint_and_resume(tmp_path):
-  path = _susy_file(tmp_path / "SUSY.csv.gz")
-  args = ["--data", str(path), "--models", "logreg", "--features", "low", "--seeds", "2",
-          "--epochs", "3", "--batch-size", "64", "--quiet", "--out", str(tmp_path / "a")]
-  first = susy.main(args + ["--checkpoint-every", "1"])
-  ckpts = tmp_path / "a" / "checkpoints" / "logreg_low"
-  shutil.rmtree(ckpts / "3")  # as if killed during the last epoch
-  resumed = susy.main(args + ["--checkpoint-every", "1", "--resume"])
-  assert resumed["auc"] == first["auc"]
-  assert resumed["models"]["logreg"]["low"]["valid_loss"] == first["models"]["logreg"]["low"]["valid_loss"]
-  # The checkpoints are really read: another seed's run refuses them.
-  with pytest.raises(DataError, match="different key"):
-    susy.main(args + ["--resume", "--seed", "1"])
-
-
-def test_susy_rejects_bad_arguments(tmp_path):
-  with pytest.raises(SystemExit):
-    susy.main(["--simulate", "100", "--data", "x.csv", "--out", str(tmp_path)])
-  with pytest.raises(ValueError, match="seeds"):
-    susy.train_and_evaluate(susy.Config(simulate=100, seeds=0), tmp_path)
-
-
-@pytest.mark.parametrize("script,args,message", [
-    ("susy.py", ["--data", "{tmp}/missing.csv"], "no such file"),
-    ("susy.py", ["--data", "{tmp}/bad.csv"], "bad.csv:2: expected 19 columns, found 3"),
-    ("mnist.py", ["--data-dir", "{tmp}/empty", "--no-download", "--model", "softmax"], "mnist"),
+@pytest.mark.parametrize("change, name", [
+    (["--lr", "0.05"], "lr"), (["--epochs", "3"], "epochs"), (["--batch-size", "8"], "batch_size"),
+    (["--max-train", "50"], "max_train"), (["--augmentation", "none"], "augmentation"),
+    (["--l2", "0.01"], "l2"), (["--seed", "1"], "seed"), (["--val-fraction", "0.2"], "val_fraction"),
+    (["--dropout", "0.5"], "dropout"), (["--schedule", "constant"], "schedule"),
 ])
-def test_command_line_input_errors_are_one_line_and_exit_2(tmp_path, script, args, message):
-  (tmp_path / "bad.csv").write_text("0," + ",".join(["1.0"] * 18) + "\n1,2,3\n")
-  (tmp_path / "empty").mkdir()
+def test_resume_with_a_changed_setting_is_refused(tiny, checkpointed, tmp_path, capsys, change, name):
   out = tmp_path / "out"
-  cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "experiments" / script),
-         *[a.format(tmp=tmp_path) for a in args], "--out", str(out), "--quiet"]
-  done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-  assert done.returncode == 2, done.stderr
-  lines = done.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
-  assert not out.exists()  # nothing written
-  debug = subprocess.run(cmd + ["--debug"], capture_output=True, text=True, timeout=300)
-  assert debug.returncode == 1 and "Traceback" in debug.stderr
+  shutil.copytree(checkpointed, out, symlinks=True)
+  _, before = _published(out)
+  code = _run_mnist(tiny, out, *RESUMABLE, "--resume", *change)  # the last value of a flag counts
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and len(err) == 1 and name in err[0], err
+  _, after = _published(out)
+  assert after == before  # the refused run left the published result as it was
+  assert list((out / "failures").iterdir())
+
+
+def test_resume_with_only_quiet_changed_is_allowed(tiny, tmp_path):
+  flags = ["--model", "softmax", "--epochs", "2", "--checkpoint-every", "1"]
+  assert mnist.main(["--data-dir", str(tiny), "--out", str(tmp_path), "--batch-size", "16", *flags]) == 0
+  assert _run_mnist(tiny, tmp_path, *flags, "--resume") == 0
+  _, r = _published(tmp_path)
+  assert r["config"]["quiet"] is True
+
+
+def test_divergence_leaves_the_previous_result_and_records_the_failure(tiny, tmp_path, capsys):
+  assert _run_mnist(tiny, tmp_path, "--model", "mlp", "--epochs", "1") == 0
+  where, good = _published(tmp_path)
+  code = _run_mnist(tiny, tmp_path, "--model", "mlp", "--epochs", "2", "--lr", "1e12")
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and len(err) == 1 and "training diverged" in err[0]
+  assert _published(tmp_path) == (where, good)
+  (failure,) = (tmp_path / "failures").iterdir()
+  record = json.loads(failure.read_text())
+  assert "diverged" in record["failure"] and record["config"]["lr"] == 1e12 and record["step"] >= 1
+
+
+def test_susy_quotes_the_significance_at_the_cut_chosen_on_validation(tmp_path, capsys):
+  out = tmp_path / "susy"
+  code = susy.main(["--simulate", "3000", "--features", "high", "--seeds", "2", "--epochs", "1",
+                    "--tree-rounds", "5", "--out", str(out), "--quiet"])
+  assert code == 0 and capsys.readouterr().out == ""
+  where, r = _published(out)
+  assert set(r["auc"]) == set(susy.MODELS) and r["data"]["n_test"] == 300 and r["data"]["n_valid"] == 300
+  for name in susy.MODELS:
+    sig = r["significance"][name]["high"]
+    assert len(sig["values"]) == 2 and all(math.isfinite(v) for v in sig["values"])
+    assert len(r["cut"][name]["high"]["values"]) == 2 and "significance_valid" in r
+  assert "validation" in r["significance_definition"]
+  for f in ("roc_high.png", "features.png", "log.txt", "modern_high/metrics.csv"):
+    assert (where / f).is_file(), f
+
+
+def test_susy_resume_with_changed_settings_is_refused(tmp_path, capsys):
+  flags = ["--simulate", "2000", "--features", "low", "--models", "logreg", "--seeds", "1",
+           "--epochs", "1", "--checkpoint-every", "1", "--out", str(tmp_path), "--quiet"]
+  assert susy.main(flags) == 0
+  for change, name in ((["--epochs", "2"], "epochs"), (["--simulate", "2500"], "simulate"),
+                       (["--batch-size", "64"], "batch_size")):
+    changed = list(flags)
+    if change[0] in changed:
+      changed[changed.index(change[0]) + 1] = change[1]
+    else:
+      changed += change
+    assert susy.main(changed + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert name in err, err
+
+
+def test_susy_networks_keep_their_preset_epochs(tmp_path):
+  assert susy.main(["--simulate", "2000", "--features", "low", "--models", "logreg", "--seeds", "1",
+                    "--out", str(tmp_path), "--quiet"]) == 0
+  _, r = _published(tmp_path)
+  info = r["models"]["logreg"]["low"]
+  assert info["network"]["epochs"] == 5 and len(info["history"]["train_loss"]) == 5
+  assert 1 <= info["selected_epoch"] <= 5
