@@ -7,7 +7,7 @@ A random ``--val-fraction`` of the training images (stratified by class) is held
 the epoch kept is the best on it (``--monitor``), early stopping watches it
 (``--patience``), and the test set is evaluated once, at the end. Outputs, published as a
 set into ``--out`` (see :mod:`jaxphys.runs`): ``results.json``, ``metrics.csv``,
-``tensorboard/``, ``log.txt``, ``params.msgpack`` and the plots (:mod:`.mnist_report`).
+``tensorboard/``, ``log.txt``, ``params.msgpack`` and the plots (written by its private report module).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import optax
 
 import jaxphys as jp
 from jaxphys import augment, data
-from jaxphys.experiments import base, mnist_report
+from jaxphys.experiments import _mnist_report as mnist_report, base
 from jaxphys.experiments.cli import run_experiment
 from jaxphys.experiments.runner import (data_identity, open_run, resume_record, run_identity,
                                         selected_epoch, training_callbacks)

@@ -51,7 +51,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -432,7 +432,8 @@ def _collect(key, n, signal, p, smear, chunk, truth):
 
 def simulate_susy(key, n_events: int, params: Optional[SusyParams] = None, *,
                   signal_fraction: float = 0.458, smear: bool = True, rescale: bool = False,
-                  chunk_size: int = 1 << 16, return_truth: bool = False, **overrides):
+                  chunk_size: int = 1 << 16, return_truth: bool = False,
+                  **overrides) -> Union[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict]]:
   """Simulated SUSY events: ``(features float32 (n, 18), labels int32 (n,))``.
 
   Args:
