@@ -257,6 +257,34 @@ def test_a_trickling_server_trips_the_overall_deadline(tmp_path):
     download([url], tmp_path / "f.gz", "0" * 64, deadline=float("inf"))
 
 
+def test_a_server_trickling_its_headers_trips_the_overall_deadline(tmp_path):
+  stop = threading.Event()
+
+  class SlowHeaders(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # the status line and headers, one byte every 50 ms (minutes in all)
+      for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"y" * 5000 + b"\r\n\r\n":
+        if stop.is_set():
+          return
+        self.wfile.write(bytes([byte]))
+        self.wfile.flush()
+        stop.wait(0.05)
+
+    def log_message(self, *args):
+      pass
+
+  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowHeaders)
+  threading.Thread(target=httpd.serve_forever, daemon=True).start()
+  url = f"http://127.0.0.1:{httpd.server_address[1]}/slow"
+  try:
+    with pytest.raises(DataError, match=r"no response within the 1 s deadline"):
+      download([url], tmp_path / "f.gz", "0" * 64, timeout=5, deadline=1.0)
+  finally:
+    stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+  assert list(tmp_path.iterdir()) == []
+
+
 def test_empty_idx_files_are_one_line_errors(tmp_path):
   write_idx(tmp_path / "images.idx", np.zeros((0, 28, 28), np.uint8))
   with pytest.raises(DataError, match=r"images.idx: IDX header declares an empty array \(dimensions \(0, 28, 28\)\)"):

@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -113,7 +114,10 @@ def _fetch(url: str, out, sha256: str, timeout: float, end: float, deadline: flo
   """Streams ``url`` into ``out``; "" if complete with the right digest, else why not."""
   h = hashlib.sha256()
   received = 0
-  with urllib.request.urlopen(url, timeout=timeout) as resp:
+  resp = _open_within(url, timeout, end - time.monotonic())
+  if resp is None:
+    return f"no response within the {deadline:g} s deadline"
+  with resp:
     size = resp.headers.get("Content-Length")
     while True:
       if time.monotonic() > end:
@@ -129,3 +133,25 @@ def _fetch(url: str, out, sha256: str, timeout: float, end: float, deadline: flo
   if h.hexdigest() != sha256:
     return f"SHA-256 mismatch (got {h.hexdigest()[:12]}..., expected {sha256[:12]}...)"
   return ""
+
+
+def _open_within(url: str, timeout: float, seconds: float):
+  """``urlopen(url)``, or None if it has not returned within ``seconds``: a server that
+  sends its status line and headers a byte at a time never trips ``timeout`` (each read
+  gets one byte), so the opening runs in a thread that is abandoned at the deadline."""
+  box: dict = {}
+
+  def target():
+    try:
+      box["response"] = urllib.request.urlopen(url, timeout=timeout)
+    except BaseException as e:  # handed to the caller below
+      box["error"] = e
+
+  opener = threading.Thread(target=target, daemon=True)
+  opener.start()
+  opener.join(max(seconds, 0.0))
+  if opener.is_alive():
+    return None
+  if "error" in box:
+    raise box["error"]
+  return box["response"]
