@@ -9,8 +9,8 @@ matplotlib, ``pip install jaxphys[plots]``).
 
 >>> import jax.numpy as jnp
 >>> import jaxphys as jp
->>> jp.accuracy(jnp.array([0, 1, 1]), jnp.array([0.2, 0.9, 0.4]))
-Array(0.6666667, dtype=float32)
+>>> round(float(jp.accuracy(jnp.array([0, 1, 1]), jnp.array([0.2, 0.9, 0.4]))), 4)
+0.6667
 >>> jp.physics.__name__, jp.augment.__name__
 ('jaxphys.physics', 'jaxphys.augment')
 """
