@@ -130,15 +130,15 @@ def _networks_part(config: Config, train_data, test_data, say) -> dict:
   """3. A fully connected network and a small CNN, with the CNN's confusion matrix."""
   (x, y), (xt, yt) = train_data, test_data
   results = {}
-  for name, model in [("mlp", jp.MLP((128, 10), dropout=config.mlp_dropout)),
-                      ("cnn", jp.CNN(conv_features=(16, 32), padding="SAME", dense_features=(64,),
-                                     conv_dropout=config.conv_dropout,
-                                     dense_dropout=config.dense_dropout))]:
+  for number, name, model in [(3, "mlp", jp.MLP((128, 10), dropout=config.mlp_dropout)),
+                              (4, "cnn", jp.CNN(conv_features=(16, 32), padding="SAME",
+                                                dense_features=(64,), conv_dropout=config.conv_dropout,
+                                                dense_dropout=config.dense_dropout))]:
     state, secs = _train(config, model, jp.softmax_cross_entropy, x, y, config.network_lr)
     probs = jax.nn.softmax(jp.predict(model.apply, state, xt))
     results[name] = {"accuracy": float(jp.accuracy(yt, probs)),
                      "macro_auc": float(jp.roc_auc(yt, probs)), "seconds": secs}
-    say(f"\n[3] {name}: test accuracy {results[name]['accuracy']:.4f}, one-vs-rest macro AUC "
+    say(f"\n[{number}] {name}: test accuracy {results[name]['accuracy']:.4f}, one-vs-rest macro AUC "
         f"{results[name]['macro_auc']:.4f} ({secs:.1f} s)")
   say("    confusion matrix of the CNN (rows: true digit, columns: predicted):")
   cm = np.asarray(jp.confusion_matrix(yt, probs.argmax(-1), 10))
