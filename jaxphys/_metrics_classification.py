@@ -6,13 +6,15 @@ concrete inputs (exact counts without weights), ``jax.numpy`` under jit.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxphys import _metrics_inputs as _in
+
+PosLabel = Union[int, float, str, None]  # the positive class: any label value; None: 1
 
 
 def predict_classes(scores: jax.Array, threshold: float = 0.5) -> jax.Array:
@@ -160,7 +162,7 @@ _COMMON = """
 
 @_documented("each class's support (its weight in ``labels``)")
 def tpr(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: Optional[str] = "binary",
-        *, sample_weight: Optional[jax.Array] = None, pos_label=None,
+        *, sample_weight: Optional[jax.Array] = None, pos_label: PosLabel = None,
         classes: Optional[Sequence[int]] = None) -> jax.Array:
   """True-positive rate TP / (TP + FN): recall, sensitivity, signal efficiency.
 
@@ -179,7 +181,7 @@ recall = tpr
 
 @_documented("each class's negatives (the denominator)")
 def fpr(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: Optional[str] = "binary",
-        *, sample_weight: Optional[jax.Array] = None, pos_label=None,
+        *, sample_weight: Optional[jax.Array] = None, pos_label: PosLabel = None,
         classes: Optional[Sequence[int]] = None) -> jax.Array:
   """False-positive rate FP / (FP + TN): background efficiency, 1 - specificity.
 
@@ -197,7 +199,7 @@ def fpr(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: O
 @_documented("each class's support")
 def precision(labels: jax.Array, scores: jax.Array, threshold: float = 0.5,
               average: Optional[str] = "binary", *, sample_weight: Optional[jax.Array] = None,
-              pos_label=None, classes: Optional[Sequence[int]] = None) -> jax.Array:
+              pos_label: PosLabel = None, classes: Optional[Sequence[int]] = None) -> jax.Array:
   """Precision TP / (TP + FP), the purity of the selected sample.
 
   Equals ``sklearn.metrics.precision_score`` of the predictions.
@@ -212,7 +214,7 @@ def precision(labels: jax.Array, scores: jax.Array, threshold: float = 0.5,
 
 @_documented("each class's support")
 def f1(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: Optional[str] = "binary",
-       *, sample_weight: Optional[jax.Array] = None, pos_label=None,
+       *, sample_weight: Optional[jax.Array] = None, pos_label: PosLabel = None,
        classes: Optional[Sequence[int]] = None) -> jax.Array:
   """F1 score 2 TP / (2 TP + FP + FN), the harmonic mean of precision and recall.
 
@@ -227,7 +229,7 @@ def f1(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, average: Op
 
 
 def accuracy(labels: jax.Array, scores: jax.Array, threshold: float = 0.5, *,
-             sample_weight: Optional[jax.Array] = None, pos_label=None) -> jax.Array:
+             sample_weight: Optional[jax.Array] = None, pos_label: PosLabel = None) -> jax.Array:
   """Fraction of examples (of weight, with ``sample_weight``) whose predicted class is the label.
 
   Equals ``sklearn.metrics.accuracy_score`` of the predictions. ``labels``, ``scores``,

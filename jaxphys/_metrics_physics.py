@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +10,8 @@ import numpy as np
 
 from jaxphys import _metrics_inputs as _in
 from jaxphys import _metrics_ranking as _rank
+
+PosLabel = Union[int, float, str, None]  # the positive class: any label value; None: 1
 
 # Taylor coefficients of g(x) / x^2 = sum_m (-x)^m / ((m + 1)(m + 2)), for 0 <= x < 1/2:
 # 48 terms reach float64 rounding there.
@@ -38,7 +40,7 @@ def _asimov(s, b, r2, xp):
   return xp.sqrt(xp.maximum(2 * b * d, 0.0))
 
 
-def asimov_significance(s, b, relative_uncertainty: float = 0.0) -> jax.Array:
+def asimov_significance(s: jax.typing.ArrayLike, b: jax.typing.ArrayLike, relative_uncertainty: float = 0.0) -> jax.Array:
   r"""Expected discovery significance of ``s`` signal on ``b`` background events.
 
   The Asimov median significance of Cowan, Cranmer, Gross & Vitells (2011) with a
@@ -106,7 +108,7 @@ def _check_expectations(n_signal, n_background, relative_uncertainty, min_backgr
 def discovery_significance(labels: jax.Array, scores: jax.Array, n_signal: float = 100.0,
                            n_background: float = 1000.0, relative_uncertainty: float = 0.05,
                            min_background: int = 10, *, sample_weight: Optional[jax.Array] = None,
-                           threshold: Optional[float] = None, pos_label=None) -> Discovery:
+                           threshold: Optional[float] = None, pos_label: PosLabel = None) -> Discovery:
   """Expected significance of a cut on ``scores``: the best cut, or a given one.
 
   A cut with (weighted) signal efficiency ``tpr`` and background efficiency ``fpr``

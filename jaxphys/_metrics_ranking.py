@@ -6,13 +6,15 @@ Concrete inputs are ranked on the host with NumPy in their own dtype
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxphys import _metrics_inputs as _in
+
+PosLabel = Union[int, float, str, None]  # the positive class: any label value; None: 1
 
 
 class HostCurve(NamedTuple):
@@ -145,7 +147,7 @@ def _traced_binary(labels, scores, sample_weight, pos_label):
 
 
 def roc_points(labels: jax.Array, scores: jax.Array, *, sample_weight: Optional[jax.Array] = None,
-               pos_label=None) -> tuple:
+               pos_label: PosLabel = None) -> tuple:
   """The ROC curve at every example: fixed size and jit-able (binary).
 
   Sorts by decreasing score; point ``i`` selects every example scoring at least the
@@ -194,7 +196,7 @@ def _drop_collinear(c: HostCurve) -> HostCurve:
 
 
 def roc_curve(labels: jax.Array, scores: jax.Array, drop_intermediate: bool = True, *,
-              sample_weight: Optional[jax.Array] = None, pos_label=None) -> tuple:
+              sample_weight: Optional[jax.Array] = None, pos_label: PosLabel = None) -> tuple:
   """ROC curve ``(fpr, tpr, thresholds)`` as NumPy arrays, as ``sklearn.metrics.roc_curve``.
 
   The first point is ``(0, 0)`` at threshold ``+inf``; then one point per distinct
@@ -254,7 +256,7 @@ def _traced_auc(pos, s, w):
 
 
 def roc_auc(labels: jax.Array, scores: jax.Array, average: Optional[str] = "macro", *,
-            sample_weight: Optional[jax.Array] = None, pos_label=None) -> jax.Array:
+            sample_weight: Optional[jax.Array] = None, pos_label: PosLabel = None) -> jax.Array:
   """Area under the ROC curve: the probability that a random positive outscores a
   random negative, ties counting one half (weighted by ``sample_weight``).
 
@@ -335,7 +337,7 @@ class WorkingPoint(NamedTuple):
 
 def working_point(labels: jax.Array, scores: jax.Array, *, target_tpr: Optional[float] = None,
                   target_fpr: Optional[float] = None, sample_weight: Optional[jax.Array] = None,
-                  pos_label=None) -> WorkingPoint:
+                  pos_label: PosLabel = None) -> WorkingPoint:
   """Chooses the threshold for a target signal efficiency or background efficiency.
 
   With ``target_tpr`` it returns the highest threshold whose TPR reaches the target

@@ -17,16 +17,20 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import os
 import struct
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
+import flax.linen
 import jax
 import numpy as np
 from flax import serialization
 
 from jaxphys._io import atomic_write_bytes, remove_stale_temporaries, write_json
 from jaxphys.errors import ConfigMismatch, DataError
+
+PathLike = Union[str, os.PathLike]
 
 __all__ = ["Checkpointer", "config_differences", "save_params", "load_params", "save_model",
            "load_model", "Predictor"]
@@ -45,7 +49,7 @@ def _as_variables(tree: Any) -> Any:
   return tree
 
 
-def save_params(path, params: Any) -> Path:
+def save_params(path: PathLike, params: Any) -> Path:
   """Writes the pytree ``params`` to ``path`` (msgpack), atomically; a
   :class:`~jaxphys.TrainState` is written as its parameters and model state (BatchNorm
   statistics), without the optimiser state.
@@ -70,7 +74,7 @@ def _read_msgpack(path: Path) -> Any:
     raise DataError(f"{path}: not a valid checkpoint ({type(e).__name__})") from None
 
 
-def load_params(path, target: Any) -> Any:
+def load_params(path: PathLike, target: Any) -> Any:
   """Reads ``path`` into the structure of ``target`` (a pytree of arrays with the expected
   shapes, e.g. freshly initialised parameters). With a :class:`~jaxphys.TrainState` as
   ``target``, returns it with the stored parameters and model state (as
@@ -113,7 +117,7 @@ def _settings(model) -> dict:
   return out
 
 
-def save_model(path, model, state) -> Path:
+def save_model(path: PathLike, model: flax.linen.Module, state: Any) -> Path:
   """Saves ``model`` for inference in the folder ``path``: ``model.json`` (the module's
   class as an import path and its settings) and ``variables.msgpack`` (parameters and
   model state of ``state``, a one-run :class:`~jaxphys.TrainState` or parameters).
@@ -161,7 +165,7 @@ class Predictor:
     return self._predict(self.variables, x, int(batch_size))
 
 
-def load_model(path) -> Predictor:
+def load_model(path: PathLike) -> Predictor:
   """The model saved by :func:`save_model` in ``path``, ready to call (see
   :class:`Predictor`). Imports the module that defines its class.
 

@@ -29,12 +29,14 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from jaxphys._io import fsync_dir, output_error, write_json
 from jaxphys.errors import DataError, OutputError, RunLocked
+
+PathLike = Union[str, os.PathLike]
 
 __all__ = ["RunDirectory", "published_results"]
 
@@ -135,7 +137,7 @@ def _plain(obj: Any) -> Any:
   return obj
 
 
-def published_results(out) -> Path:
+def published_results(out: PathLike) -> Path:
   """The folder of the published result set of ``out`` (where ``results.json`` is).
 
   Raises:

@@ -77,6 +77,14 @@ def test_public_function_has_a_return_annotation(fn):
   assert annotation is not inspect.Signature.empty, f"{fn.__module__}.{fn.__name__}: no -> annotation"
 
 
+@pytest.mark.parametrize("fn", [pytest.param(fn, id=name) for name, fn in FUNCTIONS])
+def test_public_function_has_parameter_annotations(fn):
+  variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+  missing = [name for name, p in inspect.signature(fn).parameters.items()
+             if p.annotation is inspect.Parameter.empty and p.kind not in variadic]
+  assert not missing, f"{fn.__module__}.{fn.__name__}: parameters without a type hint: {missing}"
+
+
 def test_docstrings_become_markdown_for_the_docs_site():
   sys.path.insert(0, str(ROOT / "docs" / "_build"))
   try:

@@ -12,10 +12,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Union
 
 from jaxphys._io import file_mode, output_error
 from jaxphys.errors import DataError
+
+PathLike = Union[str, os.PathLike]
 
 # Errors of writing the file, never of the network: no other mirror can help.
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
@@ -23,7 +25,7 @@ _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 __all__ = ["download", "sha256_of"]
 
 
-def sha256_of(path) -> str:
+def sha256_of(path: PathLike) -> str:
   """Hex SHA-256 digest of the file at ``path``, read in 1 MiB blocks.
 
   >>> import tempfile, pathlib
@@ -39,7 +41,7 @@ def sha256_of(path) -> str:
   return h.hexdigest()
 
 
-def download(urls: Sequence[str], dest, sha256: str, timeout: float = 30.0,
+def download(urls: Sequence[str], dest: PathLike, sha256: str, timeout: float = 30.0,
              deadline: float = 600.0) -> Path:
   """Fetches the first of ``urls`` whose content has SHA-256 ``sha256`` to ``dest``.
 

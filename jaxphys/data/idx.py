@@ -8,13 +8,18 @@ any file starting with the gzip magic) is decompressed transparently.
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from pathlib import Path
+from typing import Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxphys._io import atomic_write_bytes
 from jaxphys.errors import DataError
+
+PathLike = Union[str, os.PathLike]
 
 __all__ = ["read_idx", "write_idx", "IDX_DTYPES"]
 
@@ -38,7 +43,7 @@ def _read_bytes(path: Path) -> bytes:
     raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: PathLike) -> np.ndarray:
   """Reads an IDX file (raw or gzip) into a native-endian NumPy array.
 
   Checks the magic number, the dtype code, the dimensions and that the data length
@@ -80,7 +85,7 @@ def read_idx(path) -> np.ndarray:
   return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def write_idx(path, array) -> None:
+def write_idx(path: PathLike, array: ArrayLike) -> None:
   """Writes ``array`` as IDX, gzip-compressed (mtime 0) if ``path`` ends in ``.gz``.
 
   The file appears atomically: a crash never leaves a partial file under ``path``.

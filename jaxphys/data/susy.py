@@ -15,16 +15,20 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import warnings
 import zlib
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jaxphys._io import atomic_open, write_json
 from jaxphys.data.download import sha256_of
 from jaxphys.errors import DataError, OutputError
+
+PathLike = Union[str, os.PathLike]
 
 __all__ = ["SUSY_COLUMNS", "FEATURE_SETS", "susy_columns", "load_susy", "split_rows", "write_susy"]
 
@@ -182,8 +186,8 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     np.save(f, array, allow_pickle=False)
 
 
-def load_susy(path, split: Optional[str] = None, features: str = "all",
-              n_rows: Optional[int] = None, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
+def load_susy(path: PathLike, split: Optional[str] = None, features: str = "all",
+              n_rows: Optional[int] = None, cache_dir: Optional[PathLike] = None) -> tuple[np.ndarray, np.ndarray]:
   """Reads the UCI SUSY file.
 
   Args:
@@ -259,7 +263,7 @@ def _validate(path: Path, labels: np.ndarray, inputs: np.ndarray) -> None:
   raise DataError(f"{path}:{row + 1}: column {column + 2} is {inputs[row, column]}")
 
 
-def write_susy(path, x, y) -> Path:
+def write_susy(path: PathLike, x: ArrayLike, y: ArrayLike) -> Path:
   """Writes ``x`` ``(n, 18)`` and labels ``y`` ``(n,)`` in {0, 1} as a SUSY file.
 
   Same format as the UCI file (label first, 19 columns, scientific notation, no

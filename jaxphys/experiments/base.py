@@ -15,7 +15,7 @@ import math
 import os
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -27,7 +27,8 @@ MAX_SEED = 2 ** 63 - 1  # jax.random.key takes a signed 64-bit seed
 MAX_COUNT = 2 ** 31 - 1  # epochs, batch sizes, counts: int32 on device
 
 
-def setting(default: Any, help: str, *, low=None, high=None, choices=None,
+def setting(default: Any, help: str, *, low: Optional[float] = None, high: Optional[float] = None,
+            choices: Optional[Sequence[Any]] = None,
             low_open: bool = False, high_open: bool = False) -> Any:
   """A config field with its ``--help`` text and allowed range ``[low, high]`` (an end is
   excluded with ``low_open``/``high_open``; ``None``: unbounded). Floats must be finite.
@@ -78,7 +79,7 @@ class TrainingConfig(BaseConfig):
                          "that changes the computation differs")
 
 
-def check(config) -> None:
+def check(config: Any) -> None:
   """Raises ``ValueError`` naming the first setting of ``config`` outside its range.
 
   >>> check(TrainingConfig(lr=float("nan")))
@@ -124,7 +125,7 @@ def _base_type(hint):
   return args[0] if args else hint
 
 
-def make_parser(config_cls, description: str, out_required: bool = True,
+def make_parser(config_cls: type, description: str, out_required: bool = True,
                 defaults: Optional[dict] = None) -> argparse.ArgumentParser:
   """One flag per field of ``config_cls`` (``--batch-size`` for ``batch_size``), plus
   ``--out`` and ``--debug``; ``--help`` shows each default (``defaults`` overrides the
@@ -163,7 +164,7 @@ def _add_flag(parser, f, hint, shown) -> None:
   parser.add_argument(flag, help=help_text, **kwargs)
 
 
-def from_args(config_cls, args: argparse.Namespace, **defaults) -> Any:
+def from_args(config_cls: type, args: argparse.Namespace, **defaults) -> Any:
   """The config of parsed ``args``: flags given on the command line, else ``defaults``
   (e.g. a model's preset), else the dataclass defaults; then :func:`check` ed.
 
@@ -190,7 +191,7 @@ class ArgumentParser(argparse.ArgumentParser):
     raise UsageError(f"{message} (see --help)")
 
 
-def check_out(out) -> Path:
+def check_out(out: Union[str, os.PathLike]) -> Path:
   """``out`` as a path, if a run can write there: not empty, not a file, writable (or its
   nearest existing parent is). Raises a one-line ``ValueError``.
 
@@ -232,7 +233,8 @@ def check_memory(needed: float, what: str) -> None:
                      f"{have / 2 ** 30:,.1f} GiB (at most half of it may be used)")
 
 
-def validation_split(n: int, fraction: float, seed: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(n: int, fraction: float, seed: int,
+                     labels: Optional[np.typing.ArrayLike] = None) -> tuple[np.ndarray, np.ndarray]:
   """Indices ``(train, valid)`` of ``n`` examples, ``valid`` a random ``fraction`` of them
   (at least one; stratified by ``labels`` when given, so every class is represented).
 

@@ -4,6 +4,7 @@ code 2; ``--debug`` shows its traceback instead."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from typing import Callable, Optional, Sequence
@@ -43,7 +44,8 @@ def run(body: Callable[[list], object], argv: Optional[Sequence[str]] = None) ->
   return 0
 
 
-def run_experiment(parser, config_cls, train_and_evaluate: Callable, argv=None) -> int:
+def run_experiment(parser: argparse.ArgumentParser, config_cls: type, train_and_evaluate: Callable,
+                   argv: Optional[Sequence[str]] = None) -> int:
   """Parses ``argv`` with ``parser`` (made by :func:`~jaxphys.experiments.base.make_parser`),
   checks the config and calls ``train_and_evaluate(config, out)`` under :func:`run`.
 

@@ -13,9 +13,10 @@ set into ``--out`` (see :mod:`jaxphys.runs`): ``results.json``, ``metrics.csv``,
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import jax
 import numpy as np
@@ -196,7 +197,7 @@ def _train_one(config: Config, ds: data.ImageDataset, plan: dict, staging: Path,
                               "selected_epoch": selected_epoch(callbacks)})
 
 
-def train_and_evaluate(config: Config, workdir, *, dataset: Optional[data.ImageDataset] = None) -> dict:
+def train_and_evaluate(config: Config, workdir: Union[str, os.PathLike], *, dataset: Optional[data.ImageDataset] = None) -> dict:
   """Trains ``config`` (one model, or the ladder when ``config.model`` is None) and
   publishes its outputs into ``workdir``; returns the results (``{"runs": [...]}`` for the
   ladder). ``dataset``: an already loaded :class:`~jaxphys.data.ImageDataset`. Every

@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence, TYPE_CHECKING
 
 import numpy as np
 
@@ -18,13 +18,16 @@ from jaxphys.experiments.console import Console, EpochLines
 from jaxphys.experiments.environment import environment
 from jaxphys.runs import RunDirectory
 
+if TYPE_CHECKING:
+  from jaxphys.experiments.base import BaseConfig, TrainingConfig
+
 __all__ = ["open_run", "training_callbacks", "data_identity", "write_json", "run_identity",
            "resume_record", "SelectBest", "selected_epoch"]
 
 LOG = "log.txt"
 
 
-def write_json(path: Path, obj) -> Path:
+def write_json(path: Path, obj: Any) -> Path:
   """Writes ``obj`` as indented JSON; NaN or infinity is an error, never written.
 
   >>> import tempfile
@@ -46,7 +49,7 @@ def _plain(obj):
 
 
 @contextlib.contextmanager
-def open_run(out: Path, config, quiet: bool) -> Iterator[tuple]:
+def open_run(out: Path, config: BaseConfig, quiet: bool) -> Iterator[tuple]:
   """``(run, say)``: the locked :class:`~jaxphys.runs.RunDirectory` of ``out`` and a
   :class:`Console` logging into its staging folder. The staged files are published as a
   set when the body returns; an exception leaves the previous set untouched and records
@@ -113,7 +116,7 @@ def data_identity(*arrays) -> str:
   return h.hexdigest()
 
 
-def run_identity(config, data: str) -> dict:
+def run_identity(config: BaseConfig, data: str) -> dict:
   """The checkpoint's record of a run: every setting (but ``resume`` itself) and the data's
   identity.
 
@@ -152,8 +155,8 @@ class SelectBest(cb.EarlyStopping):
     self._wait = len(past) - 1 - best
 
 
-def training_callbacks(config, *, epochs: int, say: Console, staging: Path, checkpoints: Path,
-                       identity: dict, allowed_changes, monitor: str, mode: str, prefix: str = "") -> list:
+def training_callbacks(config: TrainingConfig, *, epochs: int, say: Console, staging: Path, checkpoints: Path,
+                       identity: dict, allowed_changes: Sequence[str], monitor: str, mode: str, prefix: str = "") -> list:
   """The callbacks of one training: validation-based selection (and early stopping with
   ``config.patience``), checkpoints (``config.checkpoint_every``, ``config.resume``),
   ``metrics.csv``, TensorBoard events, per-epoch log lines and, unless quiet, a progress
@@ -184,7 +187,7 @@ def training_callbacks(config, *, epochs: int, say: Console, staging: Path, chec
   return callbacks
 
 
-def resume_record(callbacks) -> dict:
+def resume_record(callbacks: Sequence[cb.Callback]) -> dict:
   """What a resumed training restored and which allowed settings changed (for results.json):
   ``{"resumed_from": epochs or None, "changes": [{"at_epoch", "setting", "from", "to"}, ...]}``.
 
@@ -197,7 +200,7 @@ def resume_record(callbacks) -> dict:
   return {"resumed_from": None, "changes": []}
 
 
-def selected_epoch(callbacks) -> int:
+def selected_epoch(callbacks: Sequence[cb.Callback]) -> int:
   """The 1-based epoch whose state training returned (chosen on validation).
 
   >>> select = SelectBest("eval_loss", "min", patience=10)

@@ -19,8 +19,9 @@ The ``--seeds`` runs of a network train together as one vmapped run.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import jax
 import numpy as np
@@ -140,7 +141,7 @@ def _train_model(name, fs, config, loaded, key, run, say) -> tuple[dict, dict]:
   return scores, {**info, "resume": resume_record(callbacks), "selected_epoch": selected_epoch(callbacks)}
 
 
-def train_and_evaluate(config: Config, workdir) -> dict:
+def train_and_evaluate(config: Config, workdir: Union[str, os.PathLike]) -> dict:
   """Trains every model on every feature set, evaluates on the test split once, and
   publishes ``results.json``, ``roc_<features>.png``, ``features.png``, ``log.txt`` and
   each network's ``metrics.csv`` and ``tensorboard/`` into ``workdir``. Every setting is

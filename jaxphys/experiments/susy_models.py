@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING, Sequence
 
 import jax
 import numpy as np
 import optax
 
 import jaxphys as jp
+
+if TYPE_CHECKING:
+  from jaxphys.experiments.susy import Config
 
 __all__ = ["Network", "NETWORKS", "build_network", "train_network", "train_trees", "network_bytes"]
 
@@ -38,7 +42,7 @@ NETWORKS = {
 }
 
 
-def build_network(name: str, config) -> tuple[Network, object]:
+def build_network(name: str, config: Config) -> tuple[Network, object]:
   """The :class:`Network` recipe of model ``name`` with ``config``'s overrides (``epochs``,
   ``lr``, ``l2``, and ``dropout`` for "modern") and its Flax module.
 
@@ -57,7 +61,7 @@ def build_network(name: str, config) -> tuple[Network, object]:
   return net, jp.MLP(features=(*net.hidden, 1), activation=net.activation, dropout=net.dropout)
 
 
-def network_bytes(name: str, config, n_features: int = 18) -> float:
+def network_bytes(name: str, config: Config, n_features: int = 18) -> float:
   """Rough bytes that ``config.seeds`` vmapped runs of ``name`` hold: parameters with their
   gradients and Adam moments, and a batch's activations with their gradients.
 
@@ -78,7 +82,8 @@ def _optimizer(net: Network, steps: int) -> optax.GradientTransformation:
   return optax.adam(schedule)
 
 
-def train_network(name: str, config, splits: dict, key, callbacks) -> tuple[dict, dict]:
+def train_network(name: str, config: Config, splits: dict, key: jax.Array,
+                  callbacks: Sequence[jp.callbacks.Callback]) -> tuple[dict, dict]:
   """``config.seeds`` runs of ``name`` trained as one vmapped run; returns the scores
   (probabilities) ``{"valid"|"test": (seeds, n)}`` of the epoch selected on validation, and
   a record of the training.
@@ -113,7 +118,7 @@ def train_network(name: str, config, splits: dict, key, callbacks) -> tuple[dict
   return scores, info
 
 
-def train_trees(config, splits: dict, key) -> tuple[dict, dict]:
+def train_trees(config: Config, splits: dict, key: jax.Array) -> tuple[dict, dict]:
   """LightGBM boosted trees, one per seed (seeds vary row and column bagging), early-stopped
   on the validation split; scores as :func:`train_network`'s.
 

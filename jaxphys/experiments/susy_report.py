@@ -3,10 +3,15 @@ significance with its cut chosen on the validation split, the sanity checks and 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 import jax
 import numpy as np
 
 import jaxphys as jp
+
+if TYPE_CHECKING:
+  from jaxphys.experiments.susy import Config
 
 __all__ = ["BACKGROUND_EFFICIENCIES", "PUBLISHED", "summarise", "checks", "table",
            "significance_definition"]
@@ -22,7 +27,7 @@ PUBLISHED = {
 }
 
 
-def significance_definition(config) -> str:
+def significance_definition(config: Config) -> str:
   """How the significance in ``results.json`` is defined, in words.
 
   >>> from jaxphys.experiments.susy import Config
@@ -49,7 +54,7 @@ def _run_metrics(config, y_valid, s_valid, y_test, s_test) -> dict:
           **{f"signal_efficiency@fpr={f}": wp.tpr for f, wp in zip(BACKGROUND_EFFICIENCIES, wps)}}
 
 
-def summarise(config, labels: dict, scores: dict) -> dict:
+def summarise(config: Config, labels: dict, scores: dict) -> dict:
   """``{metric: {"mean", "std", "values"}}`` over the runs of ``scores[split]`` ``(runs, n)``:
   test-split metrics, the significance at the cut chosen on the validation split.
 
@@ -94,7 +99,7 @@ def checks(auc: dict) -> dict:
   return out
 
 
-def table(results: dict, feature_sets) -> str:
+def table(results: dict, feature_sets: Sequence[str]) -> str:
   """Markdown table: test AUC (mean ± std over seeds) per model and feature set, and the
   significance on all features.
 

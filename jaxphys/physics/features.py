@@ -11,7 +11,10 @@ and the papers it cites; each docstring names its source, and
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics.kinematics import boost, delta_phi, from_pt_eta_phi
@@ -26,7 +29,8 @@ def _vec2(pt, phi):
   return jnp.stack([pt * cos, pt * sin], -1)
 
 
-def met_rel(lep1, lep2, met, jets=None) -> jnp.ndarray:
+def met_rel(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike,
+            jets: Optional[ArrayLike] = None) -> jnp.ndarray:
   """MET_rel ``(...)`` GeV: ``MET sin(dphi_min)`` if ``dphi_min < pi/2``, else ``MET``.
 
   ``dphi_min`` is the smallest azimuthal distance between the MET and any lepton or jet
@@ -47,7 +51,7 @@ def met_rel(lep1, lep2, met, jets=None) -> jnp.ndarray:
   return jnp.where(dphi < jnp.pi / 2, met[..., 0] * sincos(dphi)[0], met[..., 0])
 
 
-def axial_met(lep1, lep2, met) -> jnp.ndarray:
+def axial_met(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike) -> jnp.ndarray:
   """Axial MET ``(...)`` GeV: ``MET cos(dphi(pT_ll, MET))``, the MET component along the
   dilepton transverse momentum.
 
@@ -64,7 +68,7 @@ def axial_met(lep1, lep2, met) -> jnp.ndarray:
   return met[..., 0] * sincos(phi_ll - met[..., 1])[1]
 
 
-def razor_mr(lep1, lep2) -> jnp.ndarray:
+def razor_mr(lep1: ArrayLike, lep2: ArrayLike) -> jnp.ndarray:
   """Razor mass M_R = sqrt((|p1| + |p2|)^2 - (pz1 + pz2)^2) (Rogan 2010). ``(...)`` GeV.
 
   >>> float(razor_mr(jnp.array([40.0, 0.0, 0.0]), jnp.array([40.0, 0.0, jnp.pi])))
@@ -76,7 +80,7 @@ def razor_mr(lep1, lep2) -> jnp.ndarray:
   return jnp.sqrt(jnp.maximum(m2, 0.0))
 
 
-def razor_mtr(lep1, lep2, met) -> jnp.ndarray:
+def razor_mtr(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike) -> jnp.ndarray:
   """Razor transverse mass M_T^R = sqrt((MET (pT1 + pT2) - MET . (pT1 + pT2)) / 2)
   (Rogan 2010). ``(...)`` GeV.
 
@@ -90,7 +94,7 @@ def razor_mtr(lep1, lep2, met) -> jnp.ndarray:
   return jnp.sqrt(jnp.maximum(v, 0.0) / 2)
 
 
-def razor_r(lep1, lep2, met) -> jnp.ndarray:
+def razor_r(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike) -> jnp.ndarray:
   """Razor ratio R = M_T^R / M_R, dimensionless ``(...)``.
 
   >>> lep1, lep2 = jnp.array([40.0, 0.0, 0.0]), jnp.array([40.0, 0.0, jnp.pi])
@@ -100,7 +104,7 @@ def razor_r(lep1, lep2, met) -> jnp.ndarray:
   return razor_mtr(lep1, lep2, met) / razor_mr(lep1, lep2)
 
 
-def super_razor(lep1, lep2, met) -> tuple:
+def super_razor(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike) -> tuple:
   """The super-razor variables (Buckley, Lykken, Rogan & Spiropulu 2013; Rogan 2010).
 
   The chain of approximate rest frames of ``docs/physics/reference.md``, in forms free of
@@ -156,7 +160,8 @@ def super_razor(lep1, lep2, met) -> tuple:
   return jnp.sqrt(s_r), m_delta, dphi, cos
 
 
-def susy_features(lep1, lep2, met, jets=None) -> jnp.ndarray:
+def susy_features(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike,
+                  jets: Optional[ArrayLike] = None) -> jnp.ndarray:
   """The 18 features of the UCI SUSY file, in file order (``jaxphys.data.SUSY_COLUMNS``).
 
   Args:

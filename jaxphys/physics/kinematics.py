@@ -8,6 +8,7 @@ beam. Pseudorapidity ``eta = -ln tan(theta/2)``; for a massless particle
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
 
@@ -15,7 +16,7 @@ __all__ = ["from_pt_eta_phi", "to_pt_eta_phi", "boost", "invariant_mass", "wrap_
            "delta_phi", "transverse"]
 
 
-def from_pt_eta_phi(pt, eta, phi) -> jnp.ndarray:
+def from_pt_eta_phi(pt: ArrayLike, eta: ArrayLike, phi: ArrayLike) -> jnp.ndarray:
   """Massless four-vectors ``(..., 4)`` from ``pT`` (GeV), ``eta`` and ``phi`` (rad), each ``(...)``.
 
   >>> from_pt_eta_phi(jnp.array(10.0), jnp.array(0.0), jnp.array(0.0)).tolist()
@@ -25,7 +26,7 @@ def from_pt_eta_phi(pt, eta, phi) -> jnp.ndarray:
   return jnp.stack([pt * jnp.cosh(eta), pt * cos, pt * sin, pt * jnp.sinh(eta)], -1)
 
 
-def to_pt_eta_phi(p) -> tuple:
+def to_pt_eta_phi(p: ArrayLike) -> tuple:
   """``(pT, eta, phi)``, each ``(...)``, of four-vectors ``(..., 4)``.
 
   >>> pt, eta, phi = to_pt_eta_phi(jnp.array([5.0, 3.0, 4.0, 0.0]))
@@ -36,7 +37,7 @@ def to_pt_eta_phi(p) -> tuple:
   return pt, jnp.arcsinh(p[..., 3] / pt), arctan2(p[..., 2], p[..., 1])
 
 
-def boost(p, beta) -> jnp.ndarray:
+def boost(p: ArrayLike, beta: ArrayLike) -> jnp.ndarray:
   r"""Four-vectors ``p`` ``(..., 4)`` seen from a frame moving with velocity ``beta`` ``(..., 3)``.
 
   :math:`E' = \gamma(E - \beta\cdot\vec p)`,
@@ -56,7 +57,7 @@ def boost(p, beta) -> jnp.ndarray:
   return jnp.concatenate([gamma * (e - bp), vec_new], -1)
 
 
-def invariant_mass(p) -> jnp.ndarray:
+def invariant_mass(p: ArrayLike) -> jnp.ndarray:
   """``sqrt(max(E^2 - |p|^2, 0))`` of four-vectors ``(..., 4)`` -> ``(...)``.
 
   >>> float(invariant_mass(jnp.array([5.0, 3.0, 0.0, 0.0])))
@@ -66,7 +67,7 @@ def invariant_mass(p) -> jnp.ndarray:
   return jnp.sqrt(jnp.maximum(m2, 0.0))
 
 
-def wrap_angle(x) -> jnp.ndarray:
+def wrap_angle(x: ArrayLike) -> jnp.ndarray:
   """Angle wrapped to ``[-pi, pi)``, of ``x``'s shape.
 
   >>> round(float(wrap_angle(jnp.array(3 * jnp.pi / 2))), 4)
@@ -75,7 +76,7 @@ def wrap_angle(x) -> jnp.ndarray:
   return (x + jnp.pi) % (2 * jnp.pi) - jnp.pi
 
 
-def delta_phi(phi1, phi2) -> jnp.ndarray:
+def delta_phi(phi1: ArrayLike, phi2: ArrayLike) -> jnp.ndarray:
   """Azimuthal difference ``phi1 - phi2`` wrapped to ``[-pi, pi)``.
 
   >>> round(float(delta_phi(jnp.array(3.0), jnp.array(-3.0))), 4)
@@ -84,7 +85,7 @@ def delta_phi(phi1, phi2) -> jnp.ndarray:
   return wrap_angle(phi1 - phi2)
 
 
-def transverse(p) -> jnp.ndarray:
+def transverse(p: ArrayLike) -> jnp.ndarray:
   """``(px, py)`` ``(..., 2)`` of four-vectors ``(..., 4)``.
 
   >>> transverse(jnp.array([5.0, 3.0, 4.0, 0.0])).tolist()

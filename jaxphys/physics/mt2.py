@@ -33,12 +33,13 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 
 __all__ = ["mt2", "transverse_mass"]
 
 
-def transverse_mass(a, q) -> jnp.ndarray:
+def transverse_mass(a: ArrayLike, q: ArrayLike) -> jnp.ndarray:
   """``m_T`` of two massless transverse vectors ``(..., 2)`` (GeV) -> ``(...)`` GeV.
 
   >>> float(transverse_mass(jnp.array([30.0, 0.0]), jnp.array([-30.0, 0.0])))
@@ -52,7 +53,7 @@ def _dot(u, v):
   return u[..., 0] * v[..., 0] + u[..., 1] * v[..., 1]
 
 
-def mt2(p1, p2, met, iterations: Optional[int] = None) -> jnp.ndarray:
+def mt2(p1: ArrayLike, p2: ArrayLike, met: ArrayLike, iterations: Optional[int] = None) -> jnp.ndarray:
   """MT2 with zero test mass, for massless visible particles.
 
   Args:

@@ -56,6 +56,7 @@ from typing import Optional, Union
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics.features import susy_features
@@ -159,7 +160,7 @@ def _sample_mass(key, p, signal, threshold):
   return jnp.maximum(_lookup(u, 0.0, 1.0, inverse), threshold * (1 + 1e-6))
 
 
-def t_channel_density(beta, c) -> np.ndarray:
+def t_channel_density(beta: ArrayLike, c: ArrayLike) -> np.ndarray:
   """The t-channel angular density of ``q q-bar -> W+ W-`` in ``c = cos(theta*)``.
 
   ``(ut - m^4)(1/t^2 + 1/u^2)`` with ``t, u = -(s/4)(1 + beta^2 -+ 2 beta c)`` and
@@ -312,7 +313,7 @@ def _pair(key, u_y, p, signal, n):
 
 
 @functools.partial(jax.jit, static_argnames=("n", "signal", "smear", "p", "truth"))
-def generate_events(key, n: int, signal: bool, p: SusyParams = SusyParams(), smear: bool = True,
+def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyParams(), smear: bool = True,
                     truth: bool = True) -> dict:
   """One batch of ``n`` events of one class, before the paper's selection.
 
@@ -430,7 +431,7 @@ def _collect(key, n, signal, p, smear, chunk, truth):
   return {k: np.concatenate([q[k] for q in parts])[:n] for k in parts[0]}
 
 
-def simulate_susy(key, n_events: int, params: Optional[SusyParams] = None, *,
+def simulate_susy(key: jax.Array, n_events: int, params: Optional[SusyParams] = None, *,
                   signal_fraction: float = 0.458, smear: bool = True, rescale: bool = False,
                   chunk_size: int = 1 << 16, return_truth: bool = False,
                   **overrides) -> Union[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, dict]]:

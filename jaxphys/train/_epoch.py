@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
+from jax.typing import ArrayLike
 
 from jaxphys.train import _backend
 from jaxphys.train._parallel import placement
@@ -227,7 +228,8 @@ def run_keys(key, num_runs):
   return jax.random.split(key, num_runs)
 
 
-def make_train_epoch(train_step: Callable, x, y, *, batch_size: int, sample_weight=None,
+def make_train_epoch(train_step: Callable, x: ArrayLike, y: ArrayLike, *, batch_size: int,
+                     sample_weight: Optional[ArrayLike] = None,
                      shared_order: bool = False, num_runs: Optional[int] = None,
                      mesh: Optional[Mesh] = None) -> TrainEpoch:
   """The compiled epoch :func:`~jaxphys.fit` runs, for a training loop of your own.

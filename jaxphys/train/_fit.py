@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
+from jax.typing import ArrayLike
 
 from jaxphys.callbacks import Callback, Loop
 from jaxphys.errors import TrainingDiverged
@@ -32,11 +33,14 @@ def _split_eval_data(eval_data):
   return tuple(eval_data) + (None,) * (3 - len(eval_data))
 
 
-def fit(state: TrainState, train_step: Callable, x, y, *, key, epochs: int, batch_size: int,
-        eval_step: Optional[Callable] = None, eval_data=None, eval_batch_size: int = 1024,
-        initial_epoch: int = 0, callbacks: Sequence[Callback] = (), sample_weight=None,
-        class_weight=None, mesh: Optional[Mesh] = None,
-        shared_order: bool = False) -> tuple[TrainState, dict]:
+def fit(state: TrainState, train_step: Callable, x: ArrayLike, y: ArrayLike, *,
+        key: jax.Array, epochs: int, batch_size: int,
+        eval_step: Optional[Callable] = None,
+        eval_data: Optional[Sequence[Optional[ArrayLike]]] = None, eval_batch_size: int = 1024,
+        initial_epoch: int = 0, callbacks: Sequence[Callback] = (),
+        sample_weight: Optional[ArrayLike] = None,
+        class_weight: Optional[Union[Mapping[int, float], Sequence[float]]] = None,
+        mesh: Optional[Mesh] = None, shared_order: bool = False) -> tuple[TrainState, dict]:
   """Trains ``state`` for epochs ``initial_epoch .. epochs - 1`` over ``(x, y)``.
 
   The data go to the device once. Epoch ``e`` visits the examples in an order seeded by
@@ -216,7 +220,8 @@ def _check_finite(epoch: int, sums: dict, params, num_runs, history: dict) -> No
                            history={k: np.asarray(v) for k, v in history.items()})
 
 
-def evaluate(eval_step: Callable, state, x, y, *, batch_size: int = 1024, sample_weight=None,
+def evaluate(eval_step: Callable, state: Any, x: ArrayLike, y: ArrayLike, *,
+             batch_size: int = 1024, sample_weight: Optional[ArrayLike] = None,
              mesh: Optional[Mesh] = None, num_runs: Optional[int] = None) -> dict:
   """Metrics of ``eval_step`` (see :func:`make_eval_step`) averaged over ``(x, y)``.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +11,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
-def data_parallel_mesh(devices=None, batch_size: Optional[int] = None) -> Mesh:
+def data_parallel_mesh(devices: Optional[Sequence[jax.Device]] = None, batch_size: Optional[int] = None) -> Mesh:
   """A one-axis mesh named ``"batch"`` over ``devices`` (default: ``jax.local_devices()``).
 
   With ``batch_size``, only the first ``d`` devices, ``d`` the largest count that

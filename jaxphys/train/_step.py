@@ -8,6 +8,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike
 
 PyTree = Any
 Batch = Mapping[str, jax.Array]
@@ -35,7 +36,8 @@ class TrainState:
   reg_strength: jax.Array
 
 
-def create_train_state(key, model, tx: optax.GradientTransformation, example_x,
+def create_train_state(key: jax.Array, model: flax.linen.Module,
+                       tx: optax.GradientTransformation, example_x: ArrayLike,
                        reg_strength: float = 0.0) -> TrainState:
   """Initialises ``model`` from ``key`` on the shape of ``example_x`` (``(batch, ...)``).
 
@@ -50,8 +52,9 @@ def create_train_state(key, model, tx: optax.GradientTransformation, example_x,
                     opt_state=tx.init(params), reg_strength=jnp.asarray(reg_strength, jnp.float32))
 
 
-def create_train_states(keys, model, tx: optax.GradientTransformation, example_x,
-                        reg_strength=0.0) -> TrainState:
+def create_train_states(keys: jax.Array, model: flax.linen.Module,
+                        tx: optax.GradientTransformation, example_x: ArrayLike,
+                        reg_strength: float = 0.0) -> TrainState:
   """``K`` independent states stacked on a leading axis, one per key in ``keys`` (``(K,)``).
 
   ``reg_strength`` is a scalar or ``(K,)`` (a sweep). Learning-rate sweeps: build ``tx``
@@ -214,7 +217,7 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable,
   return eval_step
 
 
-def predict(apply_fn: Callable, state_or_params, x, *, batch_size: int = 1024) -> jax.Array:
+def predict(apply_fn: Callable, state_or_params: Any, x: ArrayLike, *, batch_size: int = 1024) -> jax.Array:
   """Logits of the model on ``x`` (``(n, ...)`` -> ``(n, ...)``), ``train=False``, in batches.
 
   ``state_or_params``: a :class:`TrainState` (its running statistics are used) or bare
