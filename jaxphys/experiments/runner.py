@@ -71,7 +71,7 @@ def open_run(out: Path, config: BaseConfig, quiet: bool) -> Iterator[tuple]:
       say(f"failed: {e}", to_console=False)
       say.close()
       with contextlib.suppress(Exception):  # the run's own error is the one to report
-        run.record_failure(_json_safe(failure_record(e, config, log=(run.staging / LOG))))
+        run.record_failure(failure_record(e, config, log=(run.staging / LOG)))
       raise
     say.close()
     run.publish()
@@ -90,16 +90,6 @@ def failure_record(error: Exception, config, log: Optional[Path] = None) -> dict
     record["log_tail"] = log.read_text(encoding="utf-8").splitlines()[-50:]
   return record
 
-
-def _json_safe(obj):
-  """``obj`` with non-finite floats written as strings ("nan", "inf")."""
-  if isinstance(obj, dict):
-    return {k: _json_safe(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_json_safe(v) for v in obj]
-  if isinstance(obj, float) and not np.isfinite(obj):
-    return str(obj)
-  return obj
 
 
 def data_identity(*arrays) -> str:

@@ -468,8 +468,8 @@ def simulate_susy(key: jax.Array, n_events: int, params: Optional[SusyParams] = 
   k_sig, k_bkg, k_perm = jax.random.split(key, 3)
   n_sig = int(round(signal_fraction * n_events))
   classes = [(k_sig, n_sig, True), (k_bkg, n_events - n_sig, False)]
-  # Two threads: XLA runs the classes side by side (1.6x faster on 2 cores than one
-  # thread). Chunks keep their order, so the result does not depend on the scheduling.
+  # Two threads: XLA runs the classes side by side (faster on 2 cores than one thread:
+  # BENCHMARKS.md). Chunks keep their order, so the result does not depend on the scheduling.
   # Each class's features are computed before the shuffle, so that one (n, 18) array is
   # shuffled instead of the inputs and the jets.
   def work(c):
