@@ -1,6 +1,7 @@
 """IDX reading/writing, the loaders' source order, and verified downloads against a
 local HTTP server that serves good, corrupted and truncated files."""
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -221,48 +222,16 @@ def test_tensorflow_datasets_is_the_last_source(tmp_path, monkeypatch):
     assert load_mnist("fashion_mnist", cache_dir=tmp_path, download=False).source != "tfds"
 
 
-def test_a_trickling_server_trips_the_overall_deadline(tmp_path):
+@contextlib.contextmanager
+def _trickling_server(sent_at_once: bytes, trickled: bytes):
+  """A server on 127.0.0.1 answering every GET with ``sent_at_once`` and then
+  ``trickled`` one byte every 50 ms; yields its URL and stops trickling on exit."""
   stop = threading.Event()
 
   class Trickle(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # 10,000 bytes announced, one sent every 50 ms (over 8 minutes)
-      self.send_response(200)
-      self.send_header("Content-Length", "10000")
-      self.end_headers()
-      for _ in range(10000):
-        if stop.is_set():
-          return
-        self.wfile.write(b"x")
-        self.wfile.flush()
-        stop.wait(0.05)
-
-    def log_message(self, *args):
-      pass
-
-  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-  threading.Thread(target=httpd.serve_forever, daemon=True).start()
-  url = f"http://127.0.0.1:{httpd.server_address[1]}/slow"
-  try:
-    with pytest.raises(DataError) as err:
-      download([url, url + "2"], tmp_path / "f.gz", "0" * 64, timeout=5, deadline=1.0)
-  finally:
-    stop.set()
-    httpd.shutdown()
-    httpd.server_close()
-  msg = str(err.value)
-  assert f"{url}: not complete within the 1 s deadline (" in msg and "bytes received)" in msg
-  assert f"{url}2: not tried (the 1 s deadline had passed)" in msg and "\n" not in msg
-  assert list(tmp_path.iterdir()) == []
-  with pytest.raises(ValueError, match="deadline must be a positive, finite number"):
-    download([url], tmp_path / "f.gz", "0" * 64, deadline=float("inf"))
-
-
-def test_a_server_trickling_its_headers_trips_the_overall_deadline(tmp_path):
-  stop = threading.Event()
-
-  class SlowHeaders(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # the status line and headers, one byte every 50 ms (minutes in all)
-      for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"y" * 5000 + b"\r\n\r\n":
+    def do_GET(self):
+      self.wfile.write(sent_at_once)
+      for byte in trickled:
         if stop.is_set():
           return
         self.wfile.write(bytes([byte]))
@@ -272,16 +241,36 @@ def test_a_server_trickling_its_headers_trips_the_overall_deadline(tmp_path):
     def log_message(self, *args):
       pass
 
-  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowHeaders)
+  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
   threading.Thread(target=httpd.serve_forever, daemon=True).start()
-  url = f"http://127.0.0.1:{httpd.server_address[1]}/slow"
   try:
-    with pytest.raises(DataError, match=r"no response within the 1 s deadline"):
-      download([url], tmp_path / "f.gz", "0" * 64, timeout=5, deadline=1.0)
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/slow"
   finally:
     stop.set()
     httpd.shutdown()
     httpd.server_close()
+
+
+def test_a_trickling_server_trips_the_overall_deadline(tmp_path):
+  # 10,000 bytes announced, one sent every 50 ms (over 8 minutes)
+  head = b"HTTP/1.0 200 OK\r\nContent-Length: 10000\r\n\r\n"
+  with _trickling_server(head, b"x" * 10000) as url:
+    with pytest.raises(DataError) as err:
+      download([url, url + "2"], tmp_path / "f.gz", "0" * 64, timeout=5, deadline=1.0)
+  msg = str(err.value)
+  assert f"{url}: not complete within the 1 s deadline (" in msg and "bytes received)" in msg
+  assert f"{url}2: not tried (the 1 s deadline had passed)" in msg and "\n" not in msg
+  assert list(tmp_path.iterdir()) == []
+  with pytest.raises(ValueError, match="deadline must be a positive, finite number"):
+    download([url], tmp_path / "f.gz", "0" * 64, deadline=float("inf"))
+
+
+def test_a_server_trickling_its_headers_trips_the_overall_deadline(tmp_path):
+  # the status line and headers, one byte every 50 ms (minutes in all)
+  head = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"y" * 5000 + b"\r\n\r\n"
+  with _trickling_server(b"", head) as url:
+    with pytest.raises(DataError, match=r"no response within the 1 s deadline"):
+      download([url], tmp_path / "f.gz", "0" * 64, timeout=5, deadline=1.0)
   assert list(tmp_path.iterdir()) == []
 
 
