@@ -47,10 +47,15 @@ def test_mnist_run_publishes_every_output(tiny, tmp_path):
   env = r["environment"]
   assert {"jax", "jaxlib", "flax", "optax", "numpy", "device", "command", "git", "compiler"} <= set(env)
   assert env["git"] is None or len(env["git"]["commit"]) == 40
+  cnn = env["compiler"]["programs"]["cnn"]  # what the trainer's backend chose, per pass
+  assert cnn["train"] == _planned_for_conv_model() and set(cnn) == {"train", "eval"}
+  assert "compilation" not in r["history"]
   for png in ("learning_curves.png", "confusion_matrix.png", "misclassified.png", "augmented.png"):
     assert (where / png).read_bytes()[:8] == PNG, png
   header = (where / "metrics.csv").read_text().splitlines()[0]
-  assert "eval_accuracy" in header and "train_loss" in header
+  assert "eval_accuracy" in header and "train_loss" in header and "learning_rate" in header
+  lr = r["history"]["learning_rate"]
+  assert len(lr) == 2 and lr[0] > lr[1] > 0.0  # the rate of each epoch's last step: decaying
   assert len((where / "metrics.csv").read_text().splitlines()) == 3
   assert any(p.name.startswith("events.out.tfevents") for p in (where / "tensorboard").rglob("*"))
   log = (where / "log.txt").read_text()
@@ -60,6 +65,18 @@ def test_mnist_run_publishes_every_output(tiny, tmp_path):
   load_params(where / "params.msgpack", template)
   predictor = load_model(where / "model")  # inference without the experiment's code
   assert predictor(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
+
+
+def programs_of(results: dict) -> list:
+  return [name for name in results["models"] if name != "trees"]
+
+
+def _planned_for_conv_model() -> dict:
+  """The backend's plan for a convolutional program, asked of it directly."""
+  from jaxphys.train import _backend
+  jaxpr = jax.make_jaxpr(lambda x: jax.lax.conv(x, x, (1, 1), "SAME"))(jnp.ones((1, 1, 3, 3))).jaxpr
+  loop, options = _backend.plan(jaxpr)
+  return {"backend": jax.default_backend(), "loop": loop, "xla_options": options}
 
 
 def test_resnet_trains_with_batch_statistics(tiny, tmp_path):
@@ -99,6 +116,9 @@ def test_quickstart_runs_and_publishes_when_given_out(tmp_path, capsys):
   _, r = _published(tmp_path)
   assert {"logistic", "softmax_l2_sweep", "mlp", "cnn", "config", "environment"} <= set(r)
   assert r["mlp"]["accuracy"] > 0.5 and r["config"]["epochs"] == 2
+  programs = r["environment"]["compiler"]["programs"]
+  assert set(programs) == {"logistic", "softmax_l2_sweep", "mlp", "cnn"}
+  assert programs["cnn"]["train"] == _planned_for_conv_model()
 
 
 def test_resume_continues_to_the_uninterrupted_result(tiny, tmp_path):
@@ -187,6 +207,10 @@ def test_susy_quotes_the_significance_at_the_cut_chosen_on_validation(tmp_path, 
     assert len(sig["values"]) == 2 and all(math.isfinite(v) for v in sig["values"])
     assert len(r["cut"][name]["high"]["values"]) == 2 and "significance_valid" in r
   assert "validation" in r["significance_definition"]
+  programs = r["environment"]["compiler"]["programs"]
+  assert set(programs) == {f"{name} high" for name in susy.MODELS if name != "trees"}
+  assert all(len(r["models"][name]["high"]["history"]["learning_rate"]) == 1 for name in programs_of(r))
+  assert all(p["train"]["loop"] in ("scan", "python") for p in programs.values())
   for f in ("roc_high.png", "features.png", "log.txt", "modern_high/metrics.csv"):
     assert (where / f).is_file(), f
 

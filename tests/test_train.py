@@ -212,6 +212,26 @@ def test_resume_from_an_epoch_is_exact():
     np.testing.assert_array_equal(a, b)
 
 
+def test_history_records_what_the_backend_chose_for_each_pass(monkeypatch):
+  model, tx, x, y = _mlp_setup(n=200)
+  plans, real = [], _backend.plan
+  monkeypatch.setattr(_backend, "plan", lambda jaxpr: plans.append(real(jaxpr)) or plans[-1])
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+  ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=1, batch_size=64,
+                   eval_step=ev, eval_data=(x, y))
+  assert len(plans) == 2  # the training epoch, then the evaluation
+  for name, (loop, options) in zip(("train", "eval"), plans):
+    assert hist["compilation"][name] == {"backend": jax.default_backend(), "loop": loop,
+                                         "xla_options": options}
+  epoch = jp.make_train_epoch(step, x, y, batch_size=64)
+  assert epoch.compilation is None  # nothing compiled yet
+  epoch(state, jax.random.key(1), 0)
+  assert epoch.compilation == {"backend": jax.default_backend(), "loop": plans[2][0],
+                               "xla_options": plans[2][1]}
+
+
 def test_fit_learns_and_evaluate_matches_predict():
   model, tx, x, y = _mlp_setup(n=1000)
   step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)

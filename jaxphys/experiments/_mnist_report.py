@@ -63,7 +63,7 @@ def report(config, ds, model, state, history, split, staging: Path, aug, key, ex
   test = _test_metrics(model, state, x_test, y_test, ds.class_names)
   pred = test.pop("_pred")
   epoch_s = np.asarray(history["epoch_seconds"])
-  hist = {k: np.asarray(v).tolist() for k, v in history.items()}
+  hist = {k: np.asarray(v).tolist() for k, v in history.items() if k != "compilation"}
   results = {
       "dataset": ds.name, "model": config.model, "augmentation": config.augmentation,
       "augment": config.augmentation != "none", "epochs": config.epochs, "seed": config.seed,
@@ -73,7 +73,7 @@ def report(config, ds, model, state, history, split, staging: Path, aug, key, ex
       "selected": _selected(config, history, extra.pop("selected_epoch")), **test,
       "train_seconds": float(epoch_s.sum()), **extra,
       "images_per_second": len(x) / float(np.median(epoch_s[1:] if len(epoch_s) > 1 else epoch_s)),
-      "history": hist, "environment": environment()}
+      "history": hist, "environment": environment({config.model: history.get("compilation")})}
   write_json(staging / "results.json", results)
   checkpoint.save_params(staging / "params.msgpack", state.params)
   if state.model_state:

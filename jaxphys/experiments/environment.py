@@ -69,12 +69,15 @@ def _version(name: str) -> Optional[str]:
     return None
 
 
-def environment() -> dict:
+def environment(programs: Optional[dict] = None) -> dict:
   """The record of this run's origin, for ``results.json``: versions, commit, compiler
-  settings, device, machine and command line.
+  settings, device, machine and command line. ``programs`` maps each trained model to
+  how :func:`jaxphys.fit` compiled it (its history's ``"compilation"``: the loop and the
+  XLA options chosen for that program), recorded under ``compiler["programs"]``.
 
-  >>> {"git", "compiler", "device", "command", "jax"} <= set(environment())
-  True
+  >>> record = environment({"cnn": {"train": {"backend": "cpu", "loop": "python", "xla_options": {}}}})
+  >>> {"git", "compiler", "device", "command", "jax"} <= set(record), sorted(record["compiler"])
+  (True, ['jax_config', 'programs', 'xla_env'])
   """
   import jax
 
@@ -83,7 +86,7 @@ def environment() -> dict:
   versions = {name: _version(name) for name in _PACKAGES}
   versions["jaxphys"] = versions["jaxphys"] or jaxphys.__version__
   return {"versions": versions, **versions, "python": platform.python_version(),
-          "git": git_commit(), "compiler": compiler_settings(),
+          "git": git_commit(), "compiler": {**compiler_settings(), "programs": programs or {}},
           "device": str(jax.devices()[0]), "backend": jax.default_backend(),
           "machine": platform.machine(), "cpu_count": os.cpu_count(),
           "command": shlex.join(sys.argv)}

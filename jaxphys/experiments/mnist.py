@@ -125,11 +125,14 @@ def build_augmentation(config: Config) -> Optional[Callable]:
 
 
 def build_optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
-  """Adam with a linear warm-up, then cosine decay to 0 over the run or a constant rate.
+  """Adam with a linear warm-up, then cosine decay to 0 over the run or a constant rate;
+  the rate lives in the optimiser's state (``optax.inject_hyperparams``), so the history
+  and the loggers record it.
 
+  >>> import jax.numpy as jnp
   >>> tx = build_optimizer(resolve(Config(), "mlp"), steps_per_epoch=10)
-  >>> type(tx).__name__
-  'GradientTransformationExtraArgs'
+  >>> float(tx.init({"w": jnp.zeros(3)}).hyperparams["learning_rate"])  # warm-up starts at 0
+  0.0
   """
   total = config.epochs * steps_per_epoch
   warmup = max(min(config.warmup_epochs * steps_per_epoch, total // 2), 1)
@@ -138,7 +141,7 @@ def build_optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTrans
         [optax.linear_schedule(0.0, config.lr, warmup), optax.constant_schedule(config.lr)], [warmup])
   else:
     schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, warmup, max(total, warmup + 1))
-  return optax.adam(schedule)
+  return optax.inject_hyperparams(optax.adam)(learning_rate=schedule)
 
 
 def allowed_changes(config: Config) -> tuple:

@@ -75,7 +75,8 @@ def load_digits(config: Config) -> tuple:
 
 
 def _train(config: Config, model, loss, x, y, lr: float, regularizer=None, strengths=None):
-  """Trains one run (or one per entry of ``strengths``, vmapped); returns the state and seconds."""
+  """Trains one run (or one per entry of ``strengths``, vmapped); returns the state, the
+  seconds and how the program was compiled."""
   tx = optax.adam(lr)
   step = jp.make_train_step(model.apply, loss, tx, regularizer)
   init_key, fit_key = jax.random.split(jax.random.key(config.seed))
@@ -85,25 +86,27 @@ def _train(config: Config, model, loss, x, y, lr: float, regularizer=None, stren
     keys = jax.random.split(init_key, len(strengths))
     state = jp.create_train_states(keys, model, tx, x[:1], reg_strength=jnp.asarray(strengths))
   start = time.perf_counter()
-  state, _ = jp.fit(state, step, x, y, key=fit_key, epochs=config.epochs,
-                    batch_size=min(config.batch_size, len(x)),
-                    callbacks=() if config.quiet else (cb.ProgressBar(),))
-  return state, time.perf_counter() - start
+  state, history = jp.fit(state, step, x, y, key=fit_key, epochs=config.epochs,
+                          batch_size=min(config.batch_size, len(x)),
+                          callbacks=() if config.quiet else (cb.ProgressBar(),))
+  return state, time.perf_counter() - start, history["compilation"]
 
 
 def _logistic_part(config: Config, train_data, test_data, say) -> dict:
   """1. Logistic regression, "is it a ``target``?", and a working point."""
   (x, y), (xt, yt) = train_data, test_data
   model = jp.LogisticRegression()
-  state, secs = _train(config, model, jp.binary_cross_entropy, x, (y == config.target).astype(np.int32),
-                      config.logistic_lr, regularizer=jp.l2)
+  state, secs, compiled = _train(config, model, jp.binary_cross_entropy, x,
+                                 (y == config.target).astype(np.int32), config.logistic_lr,
+                                 regularizer=jp.l2)
   p = jax.nn.sigmoid(jp.predict(model.apply, state, xt))
   yb = (yt == config.target).astype(np.int32)
   wp = jp.working_point(yb, p, target_tpr=config.target_tpr)
   r = {"accuracy": float(jp.accuracy(yb, p)), "precision": float(jp.precision(yb, p)),
        "recall": float(jp.recall(yb, p)), "auc": float(jp.roc_auc(yb, p)),
        "working_point": {"target_tpr": config.target_tpr, "threshold": float(wp.threshold),
-                         "tpr": float(wp.tpr), "fpr": float(wp.fpr)}, "seconds": secs}
+                         "tpr": float(wp.tpr), "fpr": float(wp.fpr)}, "seconds": secs,
+       "compilation": compiled}
   say(f"\n[1] logistic regression, '{config.target}' vs rest: accuracy {r['accuracy']:.4f}"
       f"  precision {r['precision']:.3f}  recall {r['recall']:.3f}  AUC {r['auc']:.4f}")
   say(f"    working point TPR >= {config.target_tpr}: threshold {wp.threshold:.3f}, "
@@ -116,14 +119,14 @@ def _softmax_part(config: Config, train_data, test_data, say) -> dict:
   (x, y), (xt, yt) = train_data, test_data
   model = jp.SoftmaxRegression(10)
   strengths = list(config.l2_strengths)
-  state, secs = _train(config, model, jp.softmax_cross_entropy, x, y, config.softmax_lr,
-                      regularizer=jp.l2, strengths=strengths)
+  state, secs, compiled = _train(config, model, jp.softmax_cross_entropy, x, y, config.softmax_lr,
+                                 regularizer=jp.l2, strengths=strengths)
   logits = jax.vmap(lambda p: jp.predict(model.apply, p, xt))(state.params)
   accs = [float(jp.accuracy(yt, lg)) for lg in logits]
   say(f"\n[2] softmax regression, L2 sweep ({len(strengths)} runs, one vmapped program, {secs:.1f} s):")
   for s, a in zip(strengths, accs):
     say(f"    reg_strength {s:g}: test accuracy {a:.4f}")
-  return {"reg_strength": strengths, "accuracy": accs, "seconds": secs}
+  return {"reg_strength": strengths, "accuracy": accs, "seconds": secs, "compilation": compiled}
 
 
 def _networks_part(config: Config, train_data, test_data, say) -> dict:
@@ -134,10 +137,11 @@ def _networks_part(config: Config, train_data, test_data, say) -> dict:
                               (4, "cnn", jp.CNN(conv_features=(16, 32), padding="SAME",
                                                 dense_features=(64,), conv_dropout=config.conv_dropout,
                                                 dense_dropout=config.dense_dropout))]:
-    state, secs = _train(config, model, jp.softmax_cross_entropy, x, y, config.network_lr)
+    state, secs, compiled = _train(config, model, jp.softmax_cross_entropy, x, y, config.network_lr)
     probs = jax.nn.softmax(jp.predict(model.apply, state, xt))
     results[name] = {"accuracy": float(jp.accuracy(yt, probs)),
-                     "macro_auc": float(jp.roc_auc(yt, probs)), "seconds": secs}
+                     "macro_auc": float(jp.roc_auc(yt, probs)), "seconds": secs,
+                     "compilation": compiled}
     say(f"\n[{number}] {name}: test accuracy {results[name]['accuracy']:.4f}, one-vs-rest macro AUC "
         f"{results[name]['macro_auc']:.4f} ({secs:.1f} s)")
   say("    confusion matrix of the CNN (rows: true digit, columns: predicted):")
@@ -164,9 +168,10 @@ def train_and_evaluate(config: Config, workdir: Optional[str] = None) -> dict:
     results = {"logistic": _logistic_part(config, train_data, test_data, say),
                "softmax_l2_sweep": _softmax_part(config, train_data, test_data, say),
                **_networks_part(config, train_data, test_data, say)}
+    programs = {name: part.pop("compilation") for name, part in results.items()}
     if run is not None:
       write_json(run.staging / "results.json", {**results, "config": dataclasses.asdict(config),
-                                                "environment": environment()})
+                                                "environment": environment(programs)})
   return results
 
 

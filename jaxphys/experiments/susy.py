@@ -189,7 +189,10 @@ def _results(config, loaded, metrics, details) -> dict:
           "config": dataclasses.asdict(config), **metrics,
           "significance_definition": susy_report.significance_definition(config),
           "models": details, "published_auc": susy_report.PUBLISHED,
-          "checks": susy_report.checks(metrics["auc"]), "environment": environment()}
+          "checks": susy_report.checks(metrics["auc"]),
+          "environment": environment({f"{name} {fs}": info.pop("compilation")
+                                      for name, per_fs in details.items()
+                                      for fs, info in per_fs.items() if "compilation" in info})}
 
 
 def _plots(config, loaded, curves, staging) -> None:

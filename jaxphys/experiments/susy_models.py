@@ -76,10 +76,13 @@ def network_bytes(name: str, config: Config, n_features: int = 18) -> float:
 
 
 def _optimizer(net: Network, steps: int) -> optax.GradientTransformation:
+  """Adam or Nesterov SGD with a cosine-decaying rate, which the state carries
+  (``optax.inject_hyperparams``) so that the history and the loggers record it."""
   schedule = optax.cosine_decay_schedule(net.lr, max(steps, 1))
   if net.optimizer == "sgd":
-    return optax.sgd(schedule, momentum=0.9, nesterov=True)
-  return optax.adam(schedule)
+    return optax.inject_hyperparams(optax.sgd, static_args=("momentum", "nesterov"))(
+        learning_rate=schedule, momentum=0.9, nesterov=True)
+  return optax.inject_hyperparams(optax.adam)(learning_rate=schedule)
 
 
 def train_network(name: str, config: Config, splits: dict, key: jax.Array,
@@ -114,7 +117,8 @@ def train_network(name: str, config: Config, splits: dict, key: jax.Array,
       for s in ("valid", "test")}
   info = {"network": dataclasses.asdict(net), "batch_size": batch,
           "train_seconds": float(np.sum(hist["epoch_seconds"])),
-          "history": {k: np.asarray(v).tolist() for k, v in hist.items()}}
+          "compilation": hist.get("compilation"),
+          "history": {k: np.asarray(v).tolist() for k, v in hist.items() if k != "compilation"}}
   return scores, info
 
 

@@ -61,7 +61,7 @@ class _Pass:
     if num_runs is not None:
       batch_fn = jax.vmap(batch_fn, in_axes=(0, 0, None, plan_axes, None))
     self.batch_fn, self.num_batches, self.replicate, self.donate = batch_fn, num_batches, replicate, donate
-    self.compiled, self.loop, self.compile_seconds = None, None, 0.0
+    self.compiled, self.loop, self.options, self.compile_seconds = None, None, {}, 0.0
 
   def _zero_sums(self):
     sums = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self._shapes)
@@ -80,14 +80,21 @@ class _Pass:
     start = time.perf_counter()
     closed, shapes = jax.make_jaxpr(self.batch_fn, return_shape=True)(carry, None, data, plan, 0)
     self._shapes = shapes[1]
-    self.loop, options = _backend.plan(closed.jaxpr)
+    self.loop, self.options = _backend.plan(closed.jaxpr)
     if self.loop == "scan":  # the input stays valid: nothing donated
-      self.compiled = _backend.jit(self._epoch, options).lower(carry, data, plan).compile()
+      self.compiled = _backend.jit(self._epoch, self.options).lower(carry, data, plan).compile()
     else:
       sums = self.replicate(self._zero_sums())
-      self.compiled = _backend.jit(self.batch_fn, options, donate_argnums=(0, 1) if self.donate else ()).lower(
+      self.compiled = _backend.jit(self.batch_fn, self.options, donate_argnums=(0, 1) if self.donate else ()).lower(
           carry, sums, data, plan, np.int32(0)).compile()
     self.compile_seconds = time.perf_counter() - start
+
+  @property
+  def compilation(self) -> Optional[dict]:
+    """What was compiled: ``{"backend", "loop", "xla_options"}`` (``None`` before)."""
+    if self.compiled is None:
+      return None
+    return {"backend": jax.default_backend(), "loop": self.loop, "xla_options": dict(self.options)}
 
   def __call__(self, carry, data, plan):
     """Dispatches the pass; returns ``(carry, sums)`` without waiting for them."""
@@ -178,6 +185,24 @@ class TrainEpoch:
     """Compiles ahead of the first epoch (once)."""
     self._pass.compile(state, self.data, self._plan(key, epoch, order))
 
+  @property
+  def compilation(self) -> Optional[dict]:
+    """How the epoch was compiled, for a run's record (``None`` before the first call):
+    ``{"backend": str, "loop": "scan" | "python", "xla_options": {name: value}}`` — one
+    compiled loop over the batches or one compiled step per batch, and the XLA options
+    jaxphys chose for this program on this backend. Read-only: it changes nothing.
+
+    >>> import jax, optax, numpy as np, jaxphys as jp
+    >>> x, y = np.ones((8, 2), np.float32), np.arange(8) % 2
+    >>> model, tx = jp.LogisticRegression(), optax.sgd(0.1)
+    >>> state = jp.create_train_state(jax.random.key(0), model, tx, x)
+    >>> epoch = jp.make_train_epoch(jp.make_train_step(model.apply, jp.binary_cross_entropy, tx), x, y, batch_size=4)
+    >>> _ = epoch(state, jax.random.key(1), 0)
+    >>> sorted(epoch.compilation), epoch.compilation["loop"]
+    (['backend', 'loop', 'xla_options'], 'scan')
+    """
+    return self._pass.compilation
+
   def start(self, state, key, epoch: int, order: np.ndarray):
     """Dispatches the epoch (``order`` from :meth:`order`); returns ``(state, sums)``
     without waiting."""
@@ -208,6 +233,11 @@ class Evaluation:
   def compile(self, state) -> None:
     """Compiles ahead of the first pass (once)."""
     self._pass.compile(state, self.data, self.plan)
+
+  @property
+  def compilation(self) -> Optional[dict]:
+    """As :attr:`TrainEpoch.compilation`, for the evaluation pass."""
+    return self._pass.compilation
 
   def __call__(self, state) -> dict:
     """Dispatches the pass over ``state`` (or params); returns the metric sums."""

@@ -83,7 +83,9 @@ def fit(state: TrainState, train_step: Callable, x: ArrayLike, y: ArrayLike, *,
     ``(state, history)``: ``history`` maps ``train_<metric>``, ``eval_<metric>``,
     ``learning_rate`` (when the optimiser exposes it: ``optax.inject_hyperparams``,
     times ``reduce_on_plateau``'s scale) and ``epoch_seconds`` to ``(epochs_run,)`` (or
-    ``(epochs_run, K)``) arrays, and ``compile_seconds`` to a float.
+    ``(epochs_run, K)``) arrays, ``compile_seconds`` to a float, and ``compilation`` to
+    ``{"train": ..., "eval": ...}``, how each pass was compiled (see
+    :attr:`TrainEpoch.compilation`), for a run's record.
 
   >>> import jax, optax, numpy as np, jaxphys as jp
   >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
@@ -157,6 +159,8 @@ def _run(loop: Loop, callbacks: list, epoch_fn: TrainEpoch, evaluation: Optional
     cb.on_train_end(loop)
   history = {k: np.asarray(v) for k, v in loop.history.items()}
   history["compile_seconds"] = compile_seconds
+  history["compilation"] = {"train": epoch_fn.compilation,
+                            **({"eval": evaluation.compilation} if evaluation is not None else {})}
   return loop.state, history
 
 
