@@ -11,10 +11,19 @@ ratio compares epochs run in the same minutes: on a shared machine absolute spee
 by tens of percent within a run.
 Peers are optional: ``pip install torch keras tensorflow-cpu``.
 Each case also prints every framework's FLOP/s (XLA's count of the plain step's work over
-the framework's time) against the machine's matrix-multiply FLOP/s, measured first.
+the framework's time) against the machine's float32 and bfloat16 matrix-multiply FLOP/s,
+measured first.
+
+``--precision bfloat16`` trains every framework in its own mixed precision (jaxphys:
+``make_train_step(..., precision="bfloat16")``; PyTorch: ``torch.autocast("cpu",
+dtype=torch.bfloat16)``; Keras: the ``mixed_bfloat16`` policy, float32 logits); the plain
+Flax loop stays float32. ``--isolated ROUNDS`` runs each framework and precision in a
+process of its own instead (one process after another, ``ROUNDS`` rotating rounds), as a
+user runs one framework at a time: no other framework's thread pools share the process.
 
     python benchmarks/training.py [--cases softmax mlp cnn cnn_aug susy_b100 susy_b1024 sweep]
         [--frameworks jaxphys flax torch keras] [--epochs 3] [--threads 2] [--scale 1.0]
+        [--precision float32 bfloat16] [--isolated ROUNDS]
 
 PyTorch and TensorFlow get ``--threads`` intra-op threads; XLA uses every core, so keep
 ``--threads`` equal to the core count (``nproc``).
@@ -119,7 +128,8 @@ def _augment(case: Case):
 
 
 def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, model=None,
-                  shared_order: bool = False, between: Optional[Callable[[], None]] = None) -> dict:
+                  shared_order: bool = False, between: Optional[Callable[[], None]] = None,
+                  precision: str = "float32") -> dict:
   """The library's trainer: ``fit`` as a user calls it (``runs``: K vmapped models,
   each in its own example order unless ``shared_order``); ``between()`` runs after each
   of its epochs (the other frameworks' turns)."""
@@ -128,7 +138,8 @@ def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, mod
   import jaxphys as jp
 
   model, tx = model or _flax_model(case.kind), optax.adam(LR)
-  step = jp.make_train_step(model.apply, _loss(case.kind), tx, augment=_augment(case))
+  mixed = {} if precision == "float32" else {"precision": precision}
+  step = jp.make_train_step(model.apply, _loss(case.kind), tx, augment=_augment(case), **mixed)
   if runs is None:
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
   else:
@@ -141,7 +152,7 @@ def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, mod
                    batch_size=case.batch, shared_order=shared_order,
                    callbacks=[] if between is None else [Between()])
   return {"seconds": list(hist["epoch_seconds"][1:]), "compile_seconds": hist["compile_seconds"],
-          "note": ""}
+          "note": "" if precision == "float32" else precision}
 
 
 def _plain_flax_cnn():
@@ -229,14 +240,14 @@ def flops_per_example(case: Case, x, y) -> float:
   return cost["flops"] / case.batch
 
 
-def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
-  """The machine's float32 matrix-multiply FLOP/s in XLA: an ``n``^3 product, median of
-  ``repeats`` after compilation."""
+def matmul_flops_per_second(n: int = 2048, repeats: int = 10, dtype: str = "float32") -> float:
+  """The machine's matrix-multiply FLOP/s in XLA: an ``n``^3 product of ``dtype`` inputs
+  with a float32 result (float32 accumulation), median of ``repeats`` after compilation."""
   import jax
   import jax.numpy as jnp
 
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  product = jax.jit(jnp.matmul)
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+  product = jax.jit(lambda u, v: jnp.matmul(u, v, preferred_element_type=jnp.float32))
   times = _timed_epochs(lambda: jax.block_until_ready(product(a, a)), repeats)
   return 2 * n**3 / statistics.median(times)
 
@@ -266,8 +277,11 @@ def torch_model(kind: str):
   return nn.Sequential(*layers, nn.Linear(300, 1), nn.Flatten(0))
 
 
-def torch_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], dict]:
-  """The same model and loop in PyTorch (``--threads`` intra-op threads); as :func:`flax_epoch`."""
+def torch_epoch(case: Case, x, y, threads: int, precision: str = "float32") -> tuple[Callable[[], float], dict]:
+  """The same model and loop in PyTorch (``--threads`` intra-op threads; bfloat16: the
+  forward pass and the loss under ``torch.autocast``); as :func:`flax_epoch`."""
+  import contextlib
+
   import numpy as np
   import torch
   from torch import nn
@@ -299,24 +313,31 @@ def torch_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], di
       if case.augment:
         xb = shift(xb)
       opt.zero_grad(set_to_none=True)
-      loss_fn(model(xb), yt[idx]).backward()
+      with mixed():
+        loss = loss_fn(model(xb), yt[idx])
+      loss.backward()
       opt.step()
 
-  return _timed(run_epoch), {"note": f"torch {torch.__version__}"}
+  mixed = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bfloat16"
+           else contextlib.nullcontext)
+  return _timed(run_epoch), {"note": f"torch {torch.__version__}"
+                                     + ("" if precision == "float32" else ", autocast bfloat16")}
 
 
 # ---------------------------------------------------------------------------- Keras
 
 
-def keras_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], dict]:
+def keras_epoch(case: Case, x, y, threads: int, precision: str = "float32") -> tuple[Callable[[], float], dict]:
   """The same model in Keras 3 on TensorFlow, one ``model.fit`` epoch per call, timed from
-  its epoch's start to its end (each call's set-up is not counted); as :func:`flax_epoch`."""
+  its epoch's start to its end (each call's set-up is not counted; bfloat16: the
+  ``mixed_bfloat16`` policy with float32 logits); as :func:`flax_epoch`."""
   import keras
   import tensorflow as tf
 
   tf.config.threading.set_intra_op_parallelism_threads(threads)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   keras.utils.set_random_seed(0)
+  keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
   layers = keras.layers
   inputs = [layers.Input(case.shape)]
   if case.augment:
@@ -331,7 +352,10 @@ def keras_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], di
             layers.Dropout(0.5), layers.Dense(10)]
   else:
     body = [layers.Dense(300, "tanh") for _ in range(4)] + [layers.Dense(1)]
+  if precision == "bfloat16":  # the logits, and so the loss, in float32 (Keras's advice)
+    body.append(layers.Activation("linear", dtype="float32"))
   model = keras.Sequential(inputs + body)
+  keras.mixed_precision.set_global_policy("float32")
   loss = (keras.losses.BinaryCrossentropy(from_logits=True) if case.kind == "susy"
           else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   model.compile(keras.optimizers.Adam(LR), loss)
@@ -349,7 +373,8 @@ def keras_epoch(case: Case, x, y, threads: int) -> tuple[Callable[[], float], di
     model.fit(x, y, batch_size=case.batch, epochs=1, verbose=0, shuffle=True, callbacks=[Timer()])
     return times[-1]
 
-  return epoch, {"note": f"keras {keras.__version__}, tf {tf.__version__}"}
+  return epoch, {"note": f"keras {keras.__version__}, tf {tf.__version__}"
+                        + ("" if precision == "float32" else ", mixed_bfloat16")}
 
 
 # ----------------------------------------------------------------------------- main
@@ -369,15 +394,21 @@ def _paired(ours: list, theirs: list) -> str:
   return f" (turn by turn: median {statistics.median(ratios):.2f}x, {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
 
 
-def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
-             matmul_flops: float) -> dict:
+def _case_data(case: Case, scale: float):
   n = max(case.batch, int(case.examples * scale) // case.batch * case.batch)
-  x, y = _data(case, n)
+  return _data(case, n)
+
+
+def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
+             matmul_flops: float, precision: str = "float32") -> dict:
+  x, y = _case_data(case, scale)
+  n = len(x)
   flops = flops_per_example(case, x, y)
   # Every framework but jaxphys as a one-epoch function; they take turns between the
   # jaxphys trainer's epochs (or among themselves), the first epoch of each untimed.
-  makers = {"flax": lambda: flax_epoch(case, x, y), "torch": lambda: torch_epoch(case, x, y, threads),
-            "keras": lambda: keras_epoch(case, x, y, threads)}
+  makers = {"flax": lambda: flax_epoch(case, x, y),
+            "torch": lambda: torch_epoch(case, x, y, threads, precision),
+            "keras": lambda: keras_epoch(case, x, y, threads, precision)}
   others = {fw: makers[fw]() for fw in frameworks if fw != "jaxphys"}
   out = {fw: {"seconds": [], **info} for fw, (_, info) in others.items()}
 
@@ -391,31 +422,86 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
     time.sleep(SETTLE_SECONDS)
 
   if "jaxphys" in frameworks:
-    out = {"jaxphys": bench_jaxphys(case, x, y, epochs, between=turns), **out}
+    out = {"jaxphys": bench_jaxphys(case, x, y, epochs, between=turns, precision=precision), **out}
   else:
     for _ in range(epochs + 1):
       turns()
   for fw in others:
     out[fw]["seconds"] = out[fw]["seconds"][1:]
   for fw in frameworks:
-    r = out[fw]
-    r["examples_per_second"] = n / statistics.median(r["seconds"])
+    out[fw]["examples_per_second"] = n / statistics.median(out[fw]["seconds"])
+  _report(out, flops, matmul_flops)
+  return {"flops_per_example": flops, **out}
+
+
+def _report(out: dict, flops: float, matmul_flops: dict, paired: bool = True) -> None:
+  """Prints each framework's throughput (keys "framework" or "framework precision"),
+  each jaxphys entry's ratios (``paired``: also turn by turn) and everyone's FLOP/s."""
+  for fw, r in out.items():
     r["flops_per_second"] = flops * r["examples_per_second"]
-    print(f"  {fw:8s} {r['examples_per_second']:12,.0f} /s   median epoch {statistics.median(r['seconds']):.2f} s"
+    print(f"  {fw:16s} {r['examples_per_second']:12,.0f} /s   median epoch {statistics.median(r['seconds']):.2f} s"
           + (f", compile {r['compile_seconds']:.1f} s" if "compile_seconds" in r else "")
           + (f"  ({r['note']})" if r.get("note") else ""), flush=True)
-  peers = [out[f]["examples_per_second"] for f in ("torch", "keras") if f in out]
-  if "jaxphys" in out:
-    ours = out["jaxphys"]["examples_per_second"]
+  peers = [r["examples_per_second"] for f, r in out.items() if f.split()[0] in ("torch", "keras")]
+  for mine in [f for f in out if f.split()[0] == "jaxphys"]:
+    ours = out[mine]["examples_per_second"]
     for fw in out:
-      if fw != "jaxphys":
-        print(f"  jaxphys / {fw}: {ours / out[fw]['examples_per_second']:.2f}x"
-              + _paired(out["jaxphys"]["seconds"], out[fw]["seconds"]))
+      if fw.split()[0] != "jaxphys":
+        print(f"  {mine} / {fw}: {ours / out[fw]['examples_per_second']:.2f}x"
+              + (_paired(out[mine]["seconds"], out[fw]["seconds"]) if paired else ""))
     if peers:
-      print(f"  jaxphys / fastest peer: {ours / max(peers):.2f}x")
-  print(f"  FLOP/s ({flops / 1e6:.2f} MFLOP per example, XLA's count of the plain step): "
-        + ", ".join(f"{fw} {r['flops_per_second'] / 1e9:.0f} G = {r['flops_per_second'] / matmul_flops:.0%}"
-                    for fw, r in out.items()) + " of matmul", flush=True)
+      print(f"  {mine} / fastest peer: {ours / max(peers):.2f}x")
+  print(f"  FLOP/s ({flops / 1e6:.2f} MFLOP per example, XLA's count of the plain step), as a "
+        f"share of the float32 / bfloat16 matrix multiply: "
+        + ", ".join(f"{fw} {r['flops_per_second'] / 1e9:.0f} G = {r['flops_per_second'] / matmul_flops['float32']:.0%}"
+                    f" / {r['flops_per_second'] / matmul_flops['bfloat16']:.0%}"
+                    for fw, r in out.items()), flush=True)
+
+
+def run_alone(case: Case, framework: str, epochs: int, threads: int, scale: float,
+              precision: str) -> dict:
+  """One framework alone in this process (the worker of ``--isolated``): its timed epochs'
+  seconds after one untimed epoch, and its examples per second."""
+  x, y = _case_data(case, scale)
+  if framework == "jaxphys":
+    r = bench_jaxphys(case, x, y, epochs, precision=precision)
+  else:
+    makers = {"flax": lambda: flax_epoch(case, x, y),
+              "torch": lambda: torch_epoch(case, x, y, threads, precision),
+              "keras": lambda: keras_epoch(case, x, y, threads, precision)}
+    epoch, info = makers[framework]()
+    r = {"seconds": _timed_epochs(epoch, epochs), **info}
+  return {**r, "examples_per_second": len(x) / statistics.median(r["seconds"])}
+
+
+def run_isolated(case: Case, entries: list, rounds: int, args, flops: float,
+                 matmul_flops: dict) -> dict:
+  """Each ``(framework, precision)`` of ``entries`` trained in a fresh process of its own,
+  one process at a time, ``rounds`` rounds in a rotating order; a framework's throughput
+  is over the median of all its timed epochs."""
+  import json
+  import subprocess
+  import tempfile
+
+  runs = {e: [] for e in entries}
+  for r in range(rounds):
+    k = r % len(entries)
+    for fw, precision in entries[k:] + entries[:k]:
+      with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "result.json")
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", fw, "--cases", case.name,
+                        "--precision", precision, "--epochs", str(args.epochs), "--threads",
+                        str(args.threads), "--scale", str(args.scale), "--json", path], check=True)
+        with open(path) as f:
+          runs[(fw, precision)].append(json.load(f))
+  n = len(_case_data(case, args.scale)[0])
+  out = {}
+  for (fw, precision), rs in runs.items():
+    seconds = [t for one in rs for t in one["seconds"]]
+    out[fw if precision == "float32" else f"{fw} {precision}"] = {
+        "seconds": seconds, "examples_per_second": n / statistics.median(seconds),
+        "per_process": [one["examples_per_second"] for one in rs], "note": rs[0].get("note", "")}
+  _report(out, flops, matmul_flops, paired=False)
   return {"flops_per_example": flops, **out}
 
 
@@ -454,8 +540,20 @@ def main(argv=None) -> dict:
   ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
   ap.add_argument("--threads", type=int, default=2)
   ap.add_argument("--scale", type=float, default=1.0, help="multiplies every case's examples per epoch")
+  ap.add_argument("--precision", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
+  ap.add_argument("--isolated", type=int, default=0, metavar="ROUNDS",
+                  help="each framework and precision in a process of its own, ROUNDS rounds")
+  ap.add_argument("--worker", choices=["jaxphys", "flax", "torch", "keras"], help=argparse.SUPPRESS)
+  ap.add_argument("--json", help=argparse.SUPPRESS)
   args = ap.parse_args(argv)
   _pin_threads(args.threads)
+  if args.worker:  # one framework in this process, for --isolated; no JAX unless it is one
+    import json
+    result = run_alone(CASES[args.cases[0]], args.worker, args.epochs, args.threads, args.scale,
+                       args.precision[0])
+    with open(args.json, "w") as f:
+      json.dump({k: v for k, v in result.items() if k in ("seconds", "examples_per_second", "note")}, f)
+    return result
   import jax
   frameworks = [f for f in args.frameworks if f in ("jaxphys", "flax")
                 or _installed({"torch": "torch", "keras": "keras"}[f])]
@@ -463,16 +561,25 @@ def main(argv=None) -> dict:
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} device), "
         f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, threads {args.threads}, "
         f"Python {sys.version.split()[0]}" + (f"; not installed: {', '.join(missing)}" if missing else ""))
-  results = {"matmul_flops_per_second": matmul_flops_per_second()}
-  print(f"matrix multiply (float32 2048^3, XLA): {results['matmul_flops_per_second'] / 1e9:.0f} GFLOP/s",
-        flush=True)
+  matmul = {d: matmul_flops_per_second(dtype=d) for d in ("float32", "bfloat16")}
+  results = {"matmul_flops_per_second": matmul}
+  print(f"matrix multiply (2048^3, XLA, float32 accumulation): float32 {matmul['float32'] / 1e9:.0f}, "
+        f"bfloat16 {matmul['bfloat16'] / 1e9:.0f} GFLOP/s", flush=True)
   for name in args.cases:
-    print(f"{name}:", flush=True)
     if name == "sweep":
+      print(f"{name}:", flush=True)
       results[name] = run_sweep(args.epochs, args.scale)
+    elif args.isolated:
+      print(f"{name}, each framework in a process of its own, {args.isolated} rounds:", flush=True)
+      case = CASES[name]
+      entries = [(fw, p) for p in args.precision for fw in frameworks if p == "float32" or fw != "flax"]
+      results[name] = run_isolated(case, entries, args.isolated, args,
+                                   flops_per_example(case, *_case_data(case, args.scale)), matmul)
     else:
-      results[name] = run_case(CASES[name], frameworks, args.epochs, args.threads, args.scale,
-                               results["matmul_flops_per_second"])
+      for precision in args.precision:
+        print(f"{name} ({precision}):", flush=True)
+        results[f"{name} {precision}"] = run_case(CASES[name], frameworks, args.epochs, args.threads,
+                                                  args.scale, matmul, precision)
   return results
 
 
