@@ -15,6 +15,7 @@ import pytest
 from experiment_data import write_tiny_mnist
 from jaxphys.checkpoint import load_model, load_params
 from jaxphys.experiments import mnist, quickstart, susy
+from jaxphys.experiments.susy_models import build_network
 from jaxphys.runs import published_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -238,3 +239,11 @@ def test_susy_networks_keep_their_preset_epochs(tmp_path):
   info = r["models"]["logreg"]["low"]
   assert info["network"]["epochs"] == 5 and len(info["history"]["train_loss"]) == 5
   assert 1 <= info["selected_epoch"] <= 5
+
+
+@pytest.mark.parametrize("n_train, epochs", [(800_000, 3), (480_000, 5), (240_000, 10), (100, 10)])
+def test_deep_networks_see_2_4_million_events_within_3_to_10_epochs(n_train, epochs):
+  for name in ("deep", "modern"):
+    assert build_network(name, susy.Config(), n_train=n_train)[0].epochs == epochs
+    assert build_network(name, susy.Config(epochs=2), n_train=n_train)[0].epochs == 2  # the user's
+  assert build_network("logreg", susy.Config(), n_train=100)[0].epochs == 5

@@ -52,7 +52,8 @@ class Config(base.TrainingConfig):
   features: tuple[str, ...] = base.setting(FEATURES, "feature sets", choices=FEATURES)
   seeds: int = base.setting(3, "runs per model (vmapped for networks)", low=1, high=base.MAX_COUNT)
   epochs: Optional[int] = base.setting(None, "epochs of every network (default: logreg 5, "
-                                       "shallow 5, deep 3, modern 3)", low=1, high=base.MAX_COUNT)
+                                       "shallow 5, deep and modern 3, more on fewer than "
+                                       "800,000 training events: up to 10, to see 2.4 million)", low=1, high=base.MAX_COUNT)
   batch_size: int = base.setting(256, "examples per training step", low=1, high=base.MAX_COUNT)
   lr: Optional[float] = base.setting(None, "peak learning rate of every network (default: "
                                      "logreg 0.01, shallow/deep 0.05 SGD, modern 0.001 Adam)",
@@ -134,7 +135,8 @@ def _train_model(name, fs, config, loaded, key, run, say) -> tuple[dict, dict]:
     return train_trees(config, splits, key)
   folder = f"{name}_{fs}"
   callbacks = training_callbacks(
-      config, epochs=build_network(name, config)[0].epochs, say=say, staging=run.staging / folder,
+      config, epochs=build_network(name, config, len(splits["train"][1]))[0].epochs, say=say,
+      staging=run.staging / folder,
       checkpoints=run.checkpoints / folder, identity=run_identity(config, loaded["identity"]),
       allowed_changes=base.BaseConfig.HARMLESS, monitor="eval_loss", mode="min", prefix=f"{name} {fs}: ")
   scores, info = train_network(name, config, splits, key, callbacks)
