@@ -7,6 +7,9 @@ beam. Pseudorapidity ``eta = -ln tan(theta/2)``; for a massless particle
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
@@ -14,6 +17,18 @@ from jaxphys.physics._trig import arctan2, sincos
 
 __all__ = ["from_pt_eta_phi", "to_pt_eta_phi", "boost", "invariant_mass", "wrap_angle",
            "delta_phi", "transverse"]
+
+
+def _sum(x, axis=-1, keepdims=False):
+  """Sum over a short axis (components, leptons, jet slots) as unrolled adds.
+
+  XLA's CPU backend runs a reduction as a separate library kernel that the neighbouring
+  arithmetic cannot fuse with; over 2-4 elements that call and the arrays it reads and
+  writes cost far more than the adds (BENCHMARKS.md, "SUSY event simulator").
+  """
+  x = jnp.moveaxis(jnp.asarray(x), axis, -1)
+  total = functools.reduce(operator.add, [x[..., i] for i in range(x.shape[-1])])
+  return jnp.expand_dims(total, axis) if keepdims else total
 
 
 def from_pt_eta_phi(pt: ArrayLike, eta: ArrayLike, phi: ArrayLike) -> jnp.ndarray:
@@ -48,10 +63,10 @@ def boost(p: ArrayLike, beta: ArrayLike) -> jnp.ndarray:
   >>> [round(float(v), 4) for v in rest]
   [4.0, 0.0, 0.0, 0.0]
   """
-  b2 = jnp.sum(beta * beta, -1, keepdims=True)
+  b2 = _sum(beta * beta, -1, keepdims=True)
   gamma = 1.0 / jnp.sqrt(1.0 - b2)
   e, vec = p[..., :1], p[..., 1:]
-  bp = jnp.sum(beta * vec, -1, keepdims=True)
+  bp = _sum(beta * vec, -1, keepdims=True)
   # (gamma - 1) / beta^2 = gamma^2 / (gamma + 1), finite at beta = 0.
   vec_new = vec + (gamma * gamma / (gamma + 1.0) * bp - gamma * e) * beta
   return jnp.concatenate([gamma * (e - bp), vec_new], -1)
@@ -63,7 +78,7 @@ def invariant_mass(p: ArrayLike) -> jnp.ndarray:
   >>> float(invariant_mass(jnp.array([5.0, 3.0, 0.0, 0.0])))
   4.0
   """
-  m2 = p[..., 0] ** 2 - jnp.sum(p[..., 1:] ** 2, -1)
+  m2 = p[..., 0] ** 2 - _sum(p[..., 1:] ** 2, -1)
   return jnp.sqrt(jnp.maximum(m2, 0.0))
 
 

@@ -60,7 +60,7 @@ from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics.features import susy_features
-from jaxphys.physics.kinematics import boost, to_pt_eta_phi
+from jaxphys.physics.kinematics import _sum, boost, to_pt_eta_phi
 
 __all__ = ["SusyParams", "simulate_susy", "generate_events", "uci_rescale", "t_channel_density"]
 
@@ -264,8 +264,9 @@ def _two_body(key, parent, m, ma, mb, production="isotropic"):
   ea, eb = jnp.sqrt(ma * ma + q_abs * q_abs), jnp.sqrt(mb * mb + q_abs * q_abs)
   q = q_abs[..., None] * _direction(key, m.shape, production, q_abs / ea)
   to_lab = -parent[..., 1:] / parent[..., :1]  # the lab moves with -beta seen from the parent
-  return (boost(jnp.concatenate([ea[..., None], q], -1), to_lab),
-          boost(jnp.concatenate([eb[..., None], -q], -1), to_lab))
+  return jax.lax.optimization_barrier(  # computed once, not in each consumer
+      (boost(jnp.concatenate([ea[..., None], q], -1), to_lab),
+       boost(jnp.concatenate([eb[..., None], -q], -1), to_lab)))
 
 
 def _isr_jets(key, m, y, n_jets_mean, p):
@@ -341,9 +342,9 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   no_jet = p.no_jet_fraction_signal if signal else p.no_jet_fraction_background
   jets = jax.lax.optimization_barrier(_isr_jets(keys[1], m, y, -math.log(no_jet), p))
   soft = p.soft_recoil * gauss[:, 0:2]
-  recoil = jnp.sum(_xy(jets[..., 0], jets[..., 2]), 1) + soft
+  recoil = _sum(_xy(jets[..., 0], jets[..., 2]), 1) + soft
   pt_vec = -recoil
-  mt = jnp.sqrt(m * m + jnp.sum(pt_vec ** 2, -1))
+  mt = jnp.sqrt(m * m + _sum(pt_vec ** 2, -1))
   pair = jnp.stack([mt * jnp.cosh(y), pt_vec[:, 0], pt_vec[:, 1], mt * jnp.sinh(y)], -1)
   angle = "isotropic" if signal else p.background_angle
   pair = jax.lax.optimization_barrier(pair)
@@ -354,7 +355,7 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   else:
     w, chi0 = parents, jnp.zeros_like(parents)
   leptons, nus = _two_body(keys[5], w, w_mass, zeros, zeros)
-  invisible = jnp.sum(nus[..., 1:3] + chi0[..., 1:3], 1)
+  invisible = _sum(nus[..., 1:3] + chi0[..., 1:3], 1)
   # Detector.
   pt_l, eta_l, phi_l = to_pt_eta_phi(leptons)
   if smear:
@@ -367,12 +368,12 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   pt_meas = pt_l * scale
   jets_meas = jets.at[..., 0].multiply(jet_scale)
   # True minus measured (px, py) of the leptons and jets; the soft term's noise.
-  lost = (jnp.sum((1 - scale)[..., None] * leptons[..., 1:3], 1)
-          + jnp.sum(_xy((1 - jet_scale) * jets[..., 0], jets[..., 2]), 1))
+  lost = (_sum((1 - scale)[..., None] * leptons[..., 1:3], 1)
+          + _sum(_xy((1 - jet_scale) * jets[..., 0], jets[..., 2]), 1))
   met = invisible + lost - noise  # = -(measured leptons + measured jets + measured soft)
   met_pt = jnp.hypot(met[:, 0], met[:, 1])
-  accepted = (jnp.all((jnp.abs(eta_l) < p.lepton_eta_max) & (pt_meas > p.lepton_pt_min), 1)
-              & (met_pt >= p.met_min))
+  good = (jnp.abs(eta_l) < p.lepton_eta_max) & (pt_meas > p.lepton_pt_min)
+  accepted = good[:, 0] & good[:, 1] & (met_pt >= p.met_min)
   lep = jnp.stack([pt_meas, eta_l, phi_l], -1)
   lead = (pt_meas[:, 0] >= pt_meas[:, 1])[:, None]
   lep1, lep2 = jnp.where(lead, lep[:, 0], lep[:, 1]), jnp.where(lead, lep[:, 1], lep[:, 0])
