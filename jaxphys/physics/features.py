@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
-from jaxphys.physics.kinematics import _sum, boost, delta_phi, from_pt_eta_phi
+from jaxphys.physics.kinematics import _cosh_sinh, _sum, boost, delta_phi, from_pt_eta_phi
 from jaxphys.physics.mt2 import mt2
 
 __all__ = ["met_rel", "axial_met", "razor_mr", "razor_mtr", "razor_r", "super_razor",
@@ -132,14 +132,15 @@ def super_razor(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike) -> tuple:
   """
   pt1, eta1, phi1 = lep1[..., 0], lep1[..., 1], lep1[..., 2]
   pt2, eta2, phi2 = lep2[..., 0], lep2[..., 1], lep2[..., 2]
-  # 1. Dilepton rapidity y = atanh(beta_z) from E +- pz, each a sum of positive terms.
-  y = 0.5 * (jnp.logaddexp(jnp.log(pt1) + eta1, jnp.log(pt2) + eta2)
-             - jnp.logaddexp(jnp.log(pt1) - eta1, jnp.log(pt2) - eta2))
+  # 1. Dilepton rapidity y = atanh(beta_z) from E +- pz = pT e^(+-eta), each a sum of
+  # positive terms.
+  e1, e2 = jnp.exp(eta1), jnp.exp(eta2)
+  y = 0.5 * jnp.log((pt1 * e1 + pt2 * e2) / (pt1 / e1 + pt2 / e2))
   q1 = from_pt_eta_phi(pt1, eta1 - y, phi1)
   q2 = from_pt_eta_phi(pt2, eta2 - y, phi2)
   e_ll = q1[..., 0] + q2[..., 0]
   p_ll = q1[..., 1:3] + q2[..., 1:3]
-  m2_ll = 2 * pt1 * pt2 * (jnp.cosh(eta1 - eta2) - sincos(phi1 - phi2)[1])
+  m2_ll = 2 * pt1 * pt2 * (_cosh_sinh(eta1 - eta2)[0] - sincos(phi1 - phi2)[1])
   # 2-3. pT_CM and s_R = (E_ll + E_inv)^2 - |pT_CM|^2 with E_inv = sqrt(m_ll^2 + MET^2).
   met_vec = _vec2(met[..., 0], met[..., 1])
   pt_cm = p_ll + met_vec

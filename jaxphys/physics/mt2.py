@@ -89,7 +89,7 @@ def mt2(p1: ArrayLike, p2: ArrayLike, met: ArrayLike, iterations: Optional[int] 
 
   def half_tan(v):  # tan of half the angle of v, cancellation-free; +-inf at angle pi
     x, y = v[..., 0], v[..., 1]
-    r = jnp.hypot(x, y)
+    r = jnp.sqrt(x * x + y * y)
     return jnp.where(x >= 0, y / (r + x), (r - x) / y)
 
   lo, hi = -jnp.ones_like(e[..., 0]), jnp.ones_like(e[..., 0])

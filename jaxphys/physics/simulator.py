@@ -60,7 +60,7 @@ from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics.features import susy_features
-from jaxphys.physics.kinematics import _sum, boost, to_pt_eta_phi
+from jaxphys.physics.kinematics import _cosh_sinh, _sum, boost, to_pt_eta_phi
 
 __all__ = ["SusyParams", "simulate_susy", "generate_events", "uci_rescale", "t_channel_density"]
 
@@ -345,7 +345,8 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   recoil = _sum(_xy(jets[..., 0], jets[..., 2]), 1) + soft
   pt_vec = -recoil
   mt = jnp.sqrt(m * m + _sum(pt_vec ** 2, -1))
-  pair = jnp.stack([mt * jnp.cosh(y), pt_vec[:, 0], pt_vec[:, 1], mt * jnp.sinh(y)], -1)
+  cosh, sinh = _cosh_sinh(y)
+  pair = jnp.stack([mt * cosh, pt_vec[:, 0], pt_vec[:, 1], mt * sinh], -1)
   angle = "isotropic" if signal else p.background_angle
   pair = jax.lax.optimization_barrier(pair)
   a, b = _two_body(keys[3], pair, m, m_parent[:, 0], m_parent[:, 1], angle)
@@ -371,7 +372,7 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   lost = (_sum((1 - scale)[..., None] * leptons[..., 1:3], 1)
           + _sum(_xy((1 - jet_scale) * jets[..., 0], jets[..., 2]), 1))
   met = invisible + lost - noise  # = -(measured leptons + measured jets + measured soft)
-  met_pt = jnp.hypot(met[:, 0], met[:, 1])
+  met_pt = jnp.sqrt(met[:, 0] ** 2 + met[:, 1] ** 2)
   good = (jnp.abs(eta_l) < p.lepton_eta_max) & (pt_meas > p.lepton_pt_min)
   accepted = good[:, 0] & good[:, 1] & (met_pt >= p.met_min)
   lep = jnp.stack([pt_meas, eta_l, phi_l], -1)
