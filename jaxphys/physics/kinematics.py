@@ -31,6 +31,22 @@ def _sum(x, axis=-1, keepdims=False):
   return jnp.expand_dims(total, axis) if keepdims else total
 
 
+def _stack(columns):
+  """``jnp.stack(columns, -1)`` (shapes broadcast), written column by column into one array.
+
+  XLA's CPU backend fuses the computation of all columns into the stack and emits it
+  again for every column; a subexpression that feeds two columns (a ``sincos``, an
+  ``ndtri``) is then re-emitted as a tree instead of a graph, at many times its cost.
+  Column updates in place keep each column's computation in its own loop.
+  """
+  columns = [jnp.asarray(c) for c in columns]
+  shape = jnp.broadcast_shapes(*(c.shape for c in columns))
+  out = jnp.zeros(shape + (len(columns),), jnp.result_type(*columns))
+  for i, c in enumerate(columns):
+    out = out.at[..., i].set(c)
+  return out
+
+
 def _cosh_sinh(x):
   """``(cosh x, sinh x)`` from one exponential (XLA expands ``cosh`` and ``sinh`` into two
   each). ``sinh`` near 0 carries the float rounding of ``cosh`` as an absolute error

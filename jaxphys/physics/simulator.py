@@ -60,7 +60,7 @@ from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics.features import susy_features
-from jaxphys.physics.kinematics import _cosh_sinh, _sum, boost, to_pt_eta_phi
+from jaxphys.physics.kinematics import _cosh_sinh, _stack, _sum, boost, to_pt_eta_phi
 
 __all__ = ["SusyParams", "simulate_susy", "generate_events", "uci_rescale", "t_channel_density"]
 
@@ -249,7 +249,7 @@ def _direction(key, shape, production="isotropic", beta=None):
   phi = jnp.pi * (2 * v - 1)
   s = jnp.sqrt(jnp.maximum(1 - c * c, 0.0))
   sin, cos = sincos(phi)
-  return jnp.stack([s * cos, s * sin, c], -1)
+  return _stack([s * cos, s * sin, c])
 
 
 def _momentum(m, ma, mb):
@@ -284,12 +284,12 @@ def _isr_jets(key, m, y, n_jets_mean, p):
   pt = jnp.where(jnp.arange(j) < count, p.jet_pt_min * jnp.exp(big_l - t), 0.0)
   eta = y[:, None] + t * (2 * u_eta - 1)
   phi = jnp.pi * (2 * u_phi - 1)
-  return jnp.stack([pt, eta, phi], -1)
+  return _stack([pt, eta, phi])
 
 
 def _xy(pt, phi):
   sin, cos = sincos(phi)
-  return jnp.stack([pt * cos, pt * sin], -1)
+  return _stack([pt * cos, pt * sin])
 
 
 def _pair(key, u_y, p, signal, n):
@@ -346,7 +346,7 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   pt_vec = -recoil
   mt = jnp.sqrt(m * m + _sum(pt_vec ** 2, -1))
   cosh, sinh = _cosh_sinh(y)
-  pair = jnp.stack([mt * cosh, pt_vec[:, 0], pt_vec[:, 1], mt * sinh], -1)
+  pair = _stack([mt * cosh, pt_vec[:, 0], pt_vec[:, 1], mt * sinh])
   angle = "isotropic" if signal else p.background_angle
   pair = jax.lax.optimization_barrier(pair)
   a, b = _two_body(keys[3], pair, m, m_parent[:, 0], m_parent[:, 1], angle)
@@ -375,10 +375,10 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   met_pt = jnp.sqrt(met[:, 0] ** 2 + met[:, 1] ** 2)
   good = (jnp.abs(eta_l) < p.lepton_eta_max) & (pt_meas > p.lepton_pt_min)
   accepted = good[:, 0] & good[:, 1] & (met_pt >= p.met_min)
-  lep = jnp.stack([pt_meas, eta_l, phi_l], -1)
+  lep = _stack([pt_meas, eta_l, phi_l])
   lead = (pt_meas[:, 0] >= pt_meas[:, 1])[:, None]
   lep1, lep2 = jnp.where(lead, lep[:, 0], lep[:, 1]), jnp.where(lead, lep[:, 1], lep[:, 0])
-  met_polar = jnp.stack([met_pt, arctan2(met[:, 1], met[:, 0])], -1)
+  met_polar = _stack([met_pt, arctan2(met[:, 1], met[:, 0])])
   out = dict(inputs=jnp.concatenate([lep1, lep2, met_polar], -1), jets=jets_meas, accepted=accepted)
   if truth:
     out.update(pair=pair, parents=parents, w=w, leptons=leptons, neutrinos=nus, neutralinos=chi0,
