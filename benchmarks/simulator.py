@@ -1,7 +1,8 @@
 """Throughput of :func:`jaxphys.physics.simulate_susy` (events per second after the lepton
 selection, all 18 features), against the same code run op by op (``jax.disable_jit``)
-and, with ``--against REV``, against the simulator of git revision ``REV`` loaded in the
-same process (alternating calls, so that other jobs' load hits both alike).
+and, with ``--against REV``, against the simulator of git revision ``REV`` (its whole
+``jaxphys/physics`` package: simulator, features, MT2, kinematics) loaded in the same
+process (alternating calls, so that other jobs' load hits both alike).
 
 Wall-clock rates need a quiet machine; the process CPU time per 1,000,000 events
 (``time.process_time``, all threads) is printed too, and is steadier on shared cores.
@@ -32,16 +33,21 @@ def _measure(fn):
 
 
 def _module_at(rev: str):
-  """``jaxphys/physics/simulator.py`` of git revision ``rev``, imported under another name
-  (it imports the current features and kinematics)."""
+  """``jaxphys/physics`` of git revision ``rev``, imported as a package of another name
+  (its modules' imports of ``jaxphys.physics`` renamed), so that the comparison includes
+  that revision's features, MT2 and kinematics."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  src = subprocess.run(["git", "show", f"{rev}:jaxphys/physics/simulator.py"], cwd=root,
-                       check=True, capture_output=True, text=True).stdout
-  path = os.path.join(tempfile.mkdtemp(), "simulator_at_rev.py")
-  with open(path, "w") as f:
-    f.write(src)
-  name = f"jaxphys.physics._simulator_{rev}"
-  spec = importlib.util.spec_from_file_location(name, path)
+  git = lambda *a: subprocess.run(["git", *a], cwd=root, check=True, capture_output=True,
+                                  text=True).stdout
+  name = f"_jaxphys_physics_at_{rev}".replace("~", "_").replace("^", "_")
+  folder = os.path.join(tempfile.mkdtemp(), name)
+  os.makedirs(folder)
+  for path in git("ls-tree", "--name-only", f"{rev}:jaxphys/physics").split():
+    if path.endswith(".py"):
+      with open(os.path.join(folder, path), "w") as f:
+        f.write(git("show", f"{rev}:jaxphys/physics/{path}").replace("jaxphys.physics", name))
+  spec = importlib.util.spec_from_file_location(name, os.path.join(folder, "__init__.py"),
+                                                submodule_search_locations=[folder])
   module = importlib.util.module_from_spec(spec)
   sys.modules[name] = module
   spec.loader.exec_module(module)
@@ -53,7 +59,7 @@ def main(argv=None):
   ap.add_argument("--events", type=int, default=1_000_000)
   ap.add_argument("--baseline-events", type=int, default=20_000)
   ap.add_argument("--repeats", type=int, default=3)
-  ap.add_argument("--against", default=None, help="a git revision whose simulator is timed alternately")
+  ap.add_argument("--against", default=None, help="a git revision whose jaxphys.physics is timed alternately")
   args = ap.parse_args(argv)
   print(f"jax {jax.__version__} on {jax.devices()[0]}, {os.cpu_count()} CPUs, "
         f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}")

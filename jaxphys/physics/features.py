@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
-from jaxphys.physics.kinematics import boost, delta_phi, from_pt_eta_phi
+from jaxphys.physics.kinematics import _cosh_sinh, _sum, boost, delta_phi, from_pt_eta_phi
 from jaxphys.physics.mt2 import mt2
 
 __all__ = ["met_rel", "axial_met", "razor_mr", "razor_mtr", "razor_r", "super_razor",
@@ -47,7 +47,9 @@ def met_rel(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike,
                      jnp.abs(delta_phi(met[..., 1], lep2[..., 2])))
   if jets is not None:
     d_jet = jnp.abs(delta_phi(met[..., 1:2], jets[..., 2]))
-    dphi = jnp.minimum(dphi, jnp.min(jnp.where(jets[..., 0] > 0, d_jet, jnp.pi), -1))
+    d_jet = jnp.where(jets[..., 0] > 0, d_jet, jnp.pi)
+    for i in range(d_jet.shape[-1]):  # unrolled: see kinematics._sum
+      dphi = jnp.minimum(dphi, d_jet[..., i])
   return jnp.where(dphi < jnp.pi / 2, met[..., 0] * sincos(dphi)[0], met[..., 0])
 
 
@@ -90,7 +92,7 @@ def razor_mtr(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike) -> jnp.ndarray:
   """
   pt_sum = _vec2(lep1[..., 0], lep1[..., 2]) + _vec2(lep2[..., 0], lep2[..., 2])
   m = _vec2(met[..., 0], met[..., 1])
-  v = met[..., 0] * (lep1[..., 0] + lep2[..., 0]) - jnp.sum(m * pt_sum, -1)
+  v = met[..., 0] * (lep1[..., 0] + lep2[..., 0]) - _sum(m * pt_sum, -1)
   return jnp.sqrt(jnp.maximum(v, 0.0) / 2)
 
 
@@ -130,21 +132,22 @@ def super_razor(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike) -> tuple:
   """
   pt1, eta1, phi1 = lep1[..., 0], lep1[..., 1], lep1[..., 2]
   pt2, eta2, phi2 = lep2[..., 0], lep2[..., 1], lep2[..., 2]
-  # 1. Dilepton rapidity y = atanh(beta_z) from E +- pz, each a sum of positive terms.
-  y = 0.5 * (jnp.logaddexp(jnp.log(pt1) + eta1, jnp.log(pt2) + eta2)
-             - jnp.logaddexp(jnp.log(pt1) - eta1, jnp.log(pt2) - eta2))
+  # 1. Dilepton rapidity y = atanh(beta_z) from E +- pz = pT e^(+-eta), each a sum of
+  # positive terms.
+  e1, e2 = jnp.exp(eta1), jnp.exp(eta2)
+  y = 0.5 * jnp.log((pt1 * e1 + pt2 * e2) / (pt1 / e1 + pt2 / e2))
   q1 = from_pt_eta_phi(pt1, eta1 - y, phi1)
   q2 = from_pt_eta_phi(pt2, eta2 - y, phi2)
   e_ll = q1[..., 0] + q2[..., 0]
   p_ll = q1[..., 1:3] + q2[..., 1:3]
-  m2_ll = 2 * pt1 * pt2 * (jnp.cosh(eta1 - eta2) - sincos(phi1 - phi2)[1])
+  m2_ll = 2 * pt1 * pt2 * (_cosh_sinh(eta1 - eta2)[0] - sincos(phi1 - phi2)[1])
   # 2-3. pT_CM and s_R = (E_ll + E_inv)^2 - |pT_CM|^2 with E_inv = sqrt(m_ll^2 + MET^2).
   met_vec = _vec2(met[..., 0], met[..., 1])
   pt_cm = p_ll + met_vec
   e_inv = jnp.sqrt(m2_ll + met[..., 0] ** 2)
-  s_r = jnp.maximum(2 * (m2_ll - jnp.sum(p_ll * met_vec, -1) + e_ll * e_inv), 0.0)
+  s_r = jnp.maximum(2 * (m2_ll - _sum(p_ll * met_vec, -1) + e_ll * e_inv), 0.0)
   # 4. Transverse boost into the R frame.
-  beta_r = pt_cm / jnp.sqrt(jnp.sum(pt_cm ** 2, -1, keepdims=True) + s_r[..., None])
+  beta_r = pt_cm / jnp.sqrt(_sum(pt_cm ** 2, -1, keepdims=True) + s_r[..., None])
   beta_r3 = jnp.concatenate([beta_r, jnp.zeros_like(beta_r[..., :1])], -1)
   r1, r2 = boost(q1, beta_r3), boost(q2, beta_r3)
   # 5. Azimuth between the dilepton system in the R frame and the boost.
@@ -152,10 +155,10 @@ def super_razor(lep1: ArrayLike, lep2: ArrayLike, met: ArrayLike) -> tuple:
   dphi = delta_phi(arctan2(pll_r[..., 1], pll_r[..., 0]), arctan2(beta_r[..., 1], beta_r[..., 0]))
   # 6-7. Both leptons have energy M_Delta_R / 2 in their approximate parent frames.
   u1, u2 = r1[..., 1:] / r1[..., :1], r2[..., 1:] / r2[..., :1]
-  m_delta = jnp.sqrt(r1[..., 0] * r2[..., 0]) * jnp.linalg.norm(u1 + u2, axis=-1)
+  m_delta = jnp.sqrt(r1[..., 0] * r2[..., 0]) * jnp.sqrt(_sum((u1 + u2) ** 2, -1))
   # 8. Lepton 1 seen from the frame moving with beta_R1 = (p1 - p2) / (E1 + E2): the
   # boost's component along beta_R1 simplifies to cos = (E1 - E2) / |p1 - p2| (no gamma).
-  cos = (r1[..., 0] - r2[..., 0]) / jnp.linalg.norm(r1[..., 1:] - r2[..., 1:], axis=-1)
+  cos = (r1[..., 0] - r2[..., 0]) / jnp.sqrt(_sum((r1[..., 1:] - r2[..., 1:]) ** 2, -1))
   cos = jnp.clip(cos, -1.0, 1.0)
   return jnp.sqrt(s_r), m_delta, dphi, cos
 

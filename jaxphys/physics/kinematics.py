@@ -7,6 +7,9 @@ beam. Pseudorapidity ``eta = -ln tan(theta/2)``; for a massless particle
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
@@ -16,6 +19,42 @@ __all__ = ["from_pt_eta_phi", "to_pt_eta_phi", "boost", "invariant_mass", "wrap_
            "delta_phi", "transverse"]
 
 
+def _sum(x, axis=-1, keepdims=False):
+  """Sum over a short axis (components, leptons, jet slots) as unrolled adds.
+
+  XLA's CPU backend runs a reduction as a separate library kernel that the neighbouring
+  arithmetic cannot fuse with; over 2-4 elements that call and the arrays it reads and
+  writes cost far more than the adds (BENCHMARKS.md, "SUSY event simulator").
+  """
+  x = jnp.moveaxis(jnp.asarray(x), axis, -1)
+  total = functools.reduce(operator.add, [x[..., i] for i in range(x.shape[-1])])
+  return jnp.expand_dims(total, axis) if keepdims else total
+
+
+def _stack(columns):
+  """``jnp.stack(columns, -1)`` (shapes broadcast), written column by column into one array.
+
+  XLA's CPU backend fuses the computation of all columns into the stack and emits it
+  again for every column; a subexpression that feeds two columns (a ``sincos``, an
+  ``ndtri``) is then re-emitted as a tree instead of a graph, at many times its cost.
+  Column updates in place keep each column's computation in its own loop.
+  """
+  columns = [jnp.asarray(c) for c in columns]
+  shape = jnp.broadcast_shapes(*(c.shape for c in columns))
+  out = jnp.zeros(shape + (len(columns),), jnp.result_type(*columns))
+  for i, c in enumerate(columns):
+    out = out.at[..., i].set(c)
+  return out
+
+
+def _cosh_sinh(x):
+  """``(cosh x, sinh x)`` from one exponential (XLA expands ``cosh`` and ``sinh`` into two
+  each). ``sinh`` near 0 carries the float rounding of ``cosh`` as an absolute error
+  (about 1e-7 in float32), which momenta ``pT sinh(eta)`` do not resolve."""
+  e = jnp.exp(x)
+  return 0.5 * (e + 1 / e), 0.5 * (e - 1 / e)
+
+
 def from_pt_eta_phi(pt: ArrayLike, eta: ArrayLike, phi: ArrayLike) -> jnp.ndarray:
   """Massless four-vectors ``(..., 4)`` from ``pT`` (GeV), ``eta`` and ``phi`` (rad), each ``(...)``.
 
@@ -23,7 +62,8 @@ def from_pt_eta_phi(pt: ArrayLike, eta: ArrayLike, phi: ArrayLike) -> jnp.ndarra
   [10.0, 10.0, 0.0, 0.0]
   """
   sin, cos = sincos(phi)
-  return jnp.stack([pt * jnp.cosh(eta), pt * cos, pt * sin, pt * jnp.sinh(eta)], -1)
+  cosh, sinh = _cosh_sinh(eta)
+  return jnp.stack([pt * cosh, pt * cos, pt * sin, pt * sinh], -1)
 
 
 def to_pt_eta_phi(p: ArrayLike) -> tuple:
@@ -33,8 +73,12 @@ def to_pt_eta_phi(p: ArrayLike) -> tuple:
   >>> float(pt), float(eta)
   (5.0, 0.0)
   """
-  pt = jnp.hypot(p[..., 1], p[..., 2])
-  return pt, jnp.arcsinh(p[..., 3] / pt), arctan2(p[..., 2], p[..., 1])
+  # Plain sqrt and log forms: jnp.hypot and jnp.arcsinh guard against overflow at
+  # magnitudes far beyond any momentum in GeV, at several times the cost.
+  pt = jnp.sqrt(p[..., 1] ** 2 + p[..., 2] ** 2)
+  pz = p[..., 3]
+  eta = jnp.log((jnp.sqrt(pt * pt + pz * pz) + jnp.abs(pz)) / pt)
+  return pt, jnp.where(pz < 0, -eta, eta), arctan2(p[..., 2], p[..., 1])
 
 
 def boost(p: ArrayLike, beta: ArrayLike) -> jnp.ndarray:
@@ -48,10 +92,10 @@ def boost(p: ArrayLike, beta: ArrayLike) -> jnp.ndarray:
   >>> [round(float(v), 4) for v in rest]
   [4.0, 0.0, 0.0, 0.0]
   """
-  b2 = jnp.sum(beta * beta, -1, keepdims=True)
+  b2 = _sum(beta * beta, -1, keepdims=True)
   gamma = 1.0 / jnp.sqrt(1.0 - b2)
   e, vec = p[..., :1], p[..., 1:]
-  bp = jnp.sum(beta * vec, -1, keepdims=True)
+  bp = _sum(beta * vec, -1, keepdims=True)
   # (gamma - 1) / beta^2 = gamma^2 / (gamma + 1), finite at beta = 0.
   vec_new = vec + (gamma * gamma / (gamma + 1.0) * bp - gamma * e) * beta
   return jnp.concatenate([gamma * (e - bp), vec_new], -1)
@@ -63,7 +107,7 @@ def invariant_mass(p: ArrayLike) -> jnp.ndarray:
   >>> float(invariant_mass(jnp.array([5.0, 3.0, 0.0, 0.0])))
   4.0
   """
-  m2 = p[..., 0] ** 2 - jnp.sum(p[..., 1:] ** 2, -1)
+  m2 = p[..., 0] ** 2 - _sum(p[..., 1:] ** 2, -1)
   return jnp.sqrt(jnp.maximum(m2, 0.0))
 
 

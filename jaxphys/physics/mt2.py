@@ -45,7 +45,7 @@ def transverse_mass(a: ArrayLike, q: ArrayLike) -> jnp.ndarray:
   >>> float(transverse_mass(jnp.array([30.0, 0.0]), jnp.array([-30.0, 0.0])))
   60.0
   """
-  m2 = 2 * (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(q, axis=-1) - jnp.sum(a * q, -1))
+  m2 = 2 * (jnp.sqrt(_dot(a, a)) * jnp.sqrt(_dot(q, q)) - _dot(a, q))
   return jnp.sqrt(jnp.maximum(m2, 0.0))
 
 
@@ -83,13 +83,13 @@ def mt2(p1: ArrayLike, p2: ArrayLike, met: ArrayLike, iterations: Optional[int] 
   # half-angle tangents: tan(d/2) = y / (r + x) for a vector (x, y) of length r, and
   # tan((d -+ pi/2)/2) = (T -+ 1) / (1 +- T) = +-(1 - 2 / (1 +- T)); no trigonometric
   # function is evaluated.
-  e = -p1 / jnp.linalg.norm(p1, axis=-1, keepdims=True)
+  e = -p1 / jnp.sqrt(_dot(p1, p1))[..., None]
   frame = lambda v: jnp.stack([_dot(v, e), e[..., 0] * v[..., 1] - e[..., 1] * v[..., 0]], -1)
   q1, q2, qm = frame(p1), frame(p2), frame(met)
 
   def half_tan(v):  # tan of half the angle of v, cancellation-free; +-inf at angle pi
     x, y = v[..., 0], v[..., 1]
-    r = jnp.hypot(x, y)
+    r = jnp.sqrt(x * x + y * y)
     return jnp.where(x >= 0, y / (r + x), (r - x) / y)
 
   lo, hi = -jnp.ones_like(e[..., 0]), jnp.ones_like(e[..., 0])

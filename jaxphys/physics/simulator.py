@@ -60,7 +60,7 @@ from jax.typing import ArrayLike
 
 from jaxphys.physics._trig import arctan2, sincos
 from jaxphys.physics.features import susy_features
-from jaxphys.physics.kinematics import boost, to_pt_eta_phi
+from jaxphys.physics.kinematics import _cosh_sinh, _stack, _sum, boost, to_pt_eta_phi
 
 __all__ = ["SusyParams", "simulate_susy", "generate_events", "uci_rescale", "t_channel_density"]
 
@@ -249,7 +249,7 @@ def _direction(key, shape, production="isotropic", beta=None):
   phi = jnp.pi * (2 * v - 1)
   s = jnp.sqrt(jnp.maximum(1 - c * c, 0.0))
   sin, cos = sincos(phi)
-  return jnp.stack([s * cos, s * sin, c], -1)
+  return _stack([s * cos, s * sin, c])
 
 
 def _momentum(m, ma, mb):
@@ -264,8 +264,9 @@ def _two_body(key, parent, m, ma, mb, production="isotropic"):
   ea, eb = jnp.sqrt(ma * ma + q_abs * q_abs), jnp.sqrt(mb * mb + q_abs * q_abs)
   q = q_abs[..., None] * _direction(key, m.shape, production, q_abs / ea)
   to_lab = -parent[..., 1:] / parent[..., :1]  # the lab moves with -beta seen from the parent
-  return (boost(jnp.concatenate([ea[..., None], q], -1), to_lab),
-          boost(jnp.concatenate([eb[..., None], -q], -1), to_lab))
+  return jax.lax.optimization_barrier(  # computed once, not in each consumer
+      (boost(jnp.concatenate([ea[..., None], q], -1), to_lab),
+       boost(jnp.concatenate([eb[..., None], -q], -1), to_lab)))
 
 
 def _isr_jets(key, m, y, n_jets_mean, p):
@@ -283,12 +284,12 @@ def _isr_jets(key, m, y, n_jets_mean, p):
   pt = jnp.where(jnp.arange(j) < count, p.jet_pt_min * jnp.exp(big_l - t), 0.0)
   eta = y[:, None] + t * (2 * u_eta - 1)
   phi = jnp.pi * (2 * u_phi - 1)
-  return jnp.stack([pt, eta, phi], -1)
+  return _stack([pt, eta, phi])
 
 
 def _xy(pt, phi):
   sin, cos = sincos(phi)
-  return jnp.stack([pt * cos, pt * sin], -1)
+  return _stack([pt * cos, pt * sin])
 
 
 def _pair(key, u_y, p, signal, n):
@@ -341,10 +342,11 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   no_jet = p.no_jet_fraction_signal if signal else p.no_jet_fraction_background
   jets = jax.lax.optimization_barrier(_isr_jets(keys[1], m, y, -math.log(no_jet), p))
   soft = p.soft_recoil * gauss[:, 0:2]
-  recoil = jnp.sum(_xy(jets[..., 0], jets[..., 2]), 1) + soft
+  recoil = _sum(_xy(jets[..., 0], jets[..., 2]), 1) + soft
   pt_vec = -recoil
-  mt = jnp.sqrt(m * m + jnp.sum(pt_vec ** 2, -1))
-  pair = jnp.stack([mt * jnp.cosh(y), pt_vec[:, 0], pt_vec[:, 1], mt * jnp.sinh(y)], -1)
+  mt = jnp.sqrt(m * m + _sum(pt_vec ** 2, -1))
+  cosh, sinh = _cosh_sinh(y)
+  pair = _stack([mt * cosh, pt_vec[:, 0], pt_vec[:, 1], mt * sinh])
   angle = "isotropic" if signal else p.background_angle
   pair = jax.lax.optimization_barrier(pair)
   a, b = _two_body(keys[3], pair, m, m_parent[:, 0], m_parent[:, 1], angle)
@@ -354,7 +356,7 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   else:
     w, chi0 = parents, jnp.zeros_like(parents)
   leptons, nus = _two_body(keys[5], w, w_mass, zeros, zeros)
-  invisible = jnp.sum(nus[..., 1:3] + chi0[..., 1:3], 1)
+  invisible = _sum(nus[..., 1:3] + chi0[..., 1:3], 1)
   # Detector.
   pt_l, eta_l, phi_l = to_pt_eta_phi(leptons)
   if smear:
@@ -367,16 +369,16 @@ def generate_events(key: jax.Array, n: int, signal: bool, p: SusyParams = SusyPa
   pt_meas = pt_l * scale
   jets_meas = jets.at[..., 0].multiply(jet_scale)
   # True minus measured (px, py) of the leptons and jets; the soft term's noise.
-  lost = (jnp.sum((1 - scale)[..., None] * leptons[..., 1:3], 1)
-          + jnp.sum(_xy((1 - jet_scale) * jets[..., 0], jets[..., 2]), 1))
+  lost = (_sum((1 - scale)[..., None] * leptons[..., 1:3], 1)
+          + _sum(_xy((1 - jet_scale) * jets[..., 0], jets[..., 2]), 1))
   met = invisible + lost - noise  # = -(measured leptons + measured jets + measured soft)
-  met_pt = jnp.hypot(met[:, 0], met[:, 1])
-  accepted = (jnp.all((jnp.abs(eta_l) < p.lepton_eta_max) & (pt_meas > p.lepton_pt_min), 1)
-              & (met_pt >= p.met_min))
-  lep = jnp.stack([pt_meas, eta_l, phi_l], -1)
+  met_pt = jnp.sqrt(met[:, 0] ** 2 + met[:, 1] ** 2)
+  good = (jnp.abs(eta_l) < p.lepton_eta_max) & (pt_meas > p.lepton_pt_min)
+  accepted = good[:, 0] & good[:, 1] & (met_pt >= p.met_min)
+  lep = _stack([pt_meas, eta_l, phi_l])
   lead = (pt_meas[:, 0] >= pt_meas[:, 1])[:, None]
   lep1, lep2 = jnp.where(lead, lep[:, 0], lep[:, 1]), jnp.where(lead, lep[:, 1], lep[:, 0])
-  met_polar = jnp.stack([met_pt, arctan2(met[:, 1], met[:, 0])], -1)
+  met_polar = _stack([met_pt, arctan2(met[:, 1], met[:, 0])])
   out = dict(inputs=jnp.concatenate([lep1, lep2, met_polar], -1), jets=jets_meas, accepted=accepted)
   if truth:
     out.update(pair=pair, parents=parents, w=w, leptons=leptons, neutrinos=nus, neutralinos=chi0,
