@@ -182,7 +182,7 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
       variables = {"params": params, **state.model_state}
       if mutable:
         logits, model_state = model(variables, x, train=True, rngs={"dropout": dropout_key},
-                                       mutable=mutable)
+                                    mutable=mutable)
         model_state = {**state.model_state, **model_state}
       else:
         logits = model(variables, x, train=True, rngs={"dropout": dropout_key})
