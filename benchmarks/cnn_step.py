@@ -9,11 +9,20 @@ in context. The variants take turns in blocks of steps on one fixed batch, after
 that lets the previous framework's worker threads go idle.
 
     python benchmarks/cnn_step.py [--rounds 10] [--steps 3] [--threads 2]
+    python benchmarks/cnn_step.py --precisions [--models cnn mlp] [--rounds 6] [--examples 2560]
 
 jaxphys's step is compiled as ``fit`` compiles it (``jaxphys.train._backend``); a
 frozen layer's parameters pass through ``jax.lax.stop_gradient``, so XLA drops the
 gradient's computation. PyTorch's frozen layers have ``requires_grad=False``.
 ``benchmarks/conv_pieces.py`` times the same convolutions alone.
+
+``--precisions``: jaxphys alone, float32 against the bfloat16 policy
+(``make_train_step(..., precision=...)``, :mod:`jaxphys.mixed_precision`), as a user
+trains: whole epochs of ``jp.make_train_epoch`` (compiled as ``fit`` compiles them) over
+``--examples`` random MNIST-shaped examples, batch 128, Adam, for the course CNN and the
+512-512 MLP, the precisions taking turns epoch by epoch (the order reversed every
+round). It prints images/s and the process's CPU seconds per epoch (all threads), and
+the bfloat16 / float32 speed ratio of each round (median and range).
 """
 
 from __future__ import annotations
@@ -83,13 +92,70 @@ def torch_steps(x, y, threads: int) -> dict:
   return out
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def precision_epochs(models, rounds: int, examples: int) -> dict:
+  """``{model: {precision: (images/s per round, CPU s per round)}}``, from epochs of
+  ``jp.make_train_epoch`` that alternate between the precisions."""
+  import jax
+  import numpy as np
+  import optax
+  import jaxphys as jp
+
+  rng = np.random.default_rng(0)
+  x = rng.random((examples, 28, 28, 1), dtype=np.float32)
+  y = rng.integers(0, 10, examples).astype(np.int32)
+  builders = {"cnn": jp.CNN, "mlp": lambda: jp.MLP((512, 512, 10))}
+  out = {}
+  for name in models:
+    model, tx = builders[name](), optax.adam(LR)
+    runs = {}
+    for precision in PRECISIONS:
+      step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
+      epoch = jp.make_train_epoch(step, x, y, batch_size=128)
+      state, _ = epoch(jp.create_train_state(jax.random.key(0), model, tx, x), jax.random.key(1), 0)
+      runs[precision] = [epoch, state]
+    speed = {p: [] for p in PRECISIONS}
+    cpu = {p: [] for p in PRECISIONS}
+    for r in range(rounds):
+      for precision in (PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]):
+        epoch, state = runs[precision]
+        time.sleep(SETTLE_SECONDS)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        state, _ = epoch(state, jax.random.key(1), r + 1)  # returns after the epoch's metrics
+        speed[precision].append(examples / (time.perf_counter() - start))
+        cpu[precision].append(time.process_time() - cpu_start)
+        runs[precision][1] = state
+    out[name] = {p: (speed[p], cpu[p]) for p in PRECISIONS}
+  return out
+
+
+def _print_precisions(results: dict, rounds: int, examples: int) -> None:
+  print(f"jaxphys epochs of {examples} examples, batch 128, Adam, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}; median of {rounds} alternated rounds")
+  for name, res in results.items():
+    (s32, c32), (s16, c16) = res["float32"], res["bfloat16"]
+    ratios = sorted(b / a for a, b in zip(s32, s16))
+    print(f"  {name}: float32 {statistics.median(s32):,.0f} images/s ({statistics.median(c32):.2f} CPU s/epoch), "
+          f"bfloat16 {statistics.median(s16):,.0f} images/s ({statistics.median(c16):.2f} CPU s/epoch); "
+          f"bfloat16 / float32 {statistics.median(ratios):.2f} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})")
+
+
 def main(argv=None) -> dict:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--rounds", type=int, default=10, help="timed blocks of each variant, alternated")
   ap.add_argument("--steps", type=int, default=3, help="steps per block")
   ap.add_argument("--threads", type=int, default=2, help="PyTorch's intra-op threads")
+  ap.add_argument("--precisions", action="store_true", help="jaxphys epochs, float32 against bfloat16")
+  ap.add_argument("--models", nargs="+", default=["cnn", "mlp"], choices=["cnn", "mlp"])
+  ap.add_argument("--examples", type=int, default=2560, help="examples per epoch (--precisions)")
   args = ap.parse_args(argv)
   _pin_threads(args.threads)
+  if args.precisions:
+    results = precision_epochs(args.models, args.rounds, args.examples)
+    _print_precisions(results, args.rounds, args.examples)
+    return results
   import importlib.util
   import numpy as np
 

@@ -2,8 +2,9 @@
 
 Submodules, one concept each: :mod:`~jaxphys.losses`, :mod:`~jaxphys.regularizers`,
 :mod:`~jaxphys.activations`, :mod:`~jaxphys.models`, :mod:`~jaxphys.metrics`,
-:mod:`~jaxphys.train`, :mod:`~jaxphys.callbacks`, :mod:`~jaxphys.augment`,
-:mod:`~jaxphys.data`, :mod:`~jaxphys.physics` and :mod:`~jaxphys.plots`. The most used names are re-exported
+:mod:`~jaxphys.train`, :mod:`~jaxphys.mixed_precision`, :mod:`~jaxphys.callbacks`,
+:mod:`~jaxphys.augment`, :mod:`~jaxphys.data`, :mod:`~jaxphys.physics` and
+:mod:`~jaxphys.plots`. The most used names are re-exported
 here; the last four submodules are imported on first use (``jaxphys.plots`` needs
 matplotlib, ``pip install jaxphys[plots]``).
 
@@ -17,8 +18,8 @@ matplotlib, ``pip install jaxphys[plots]``).
 
 import importlib as _importlib
 
-from jaxphys import (activations, callbacks, checkpoint, losses, metrics, models,
-                     regularizers, train)
+from jaxphys import (activations, callbacks, checkpoint, losses, metrics, mixed_precision,
+                     models, regularizers, train)
 from jaxphys.losses import binary_cross_entropy, one_hot, softmax_cross_entropy
 from jaxphys.metrics import (accuracy, confusion_matrix, discovery_significance, f1, fpr,
                              precision, recall, roc_auc, roc_curve, roc_points, tpr,

@@ -12,8 +12,8 @@ import jaxphys
 
 TOP_LEVEL = {
     # modules
-    "activations", "callbacks", "checkpoint", "errors", "losses", "metrics", "models", "regularizers",
-    "train",
+    "activations", "callbacks", "checkpoint", "errors", "losses", "metrics", "mixed_precision", "models",
+    "regularizers", "train",
     # losses, regularizers
     "binary_cross_entropy", "softmax_cross_entropy", "one_hot", "l1", "l2", "elastic_net",
     # metrics
@@ -39,14 +39,15 @@ MODULES = {
                        "TrainingDiverged"],
     "jaxphys.runs": ["RunDirectory", "published_results"],
     "jaxphys.losses": ["binary_cross_entropy", "softmax_cross_entropy", "one_hot"],
+    "jaxphys.mixed_precision": ["PRECISIONS", "Policy", "get_policy", "cast_floating", "apply_in_precision"],
     "jaxphys.regularizers": ["weights_mask", "l1", "l2", "elastic_net"],
     "jaxphys.metrics": ["predict_classes", "accuracy", "confusion_matrix", "tpr", "fpr", "precision",
                         "recall", "f1", "roc_points", "roc_curve", "roc_auc", "WorkingPoint",
                         "working_point", "asimov_significance", "Discovery", "discovery_significance"],
 }
 
-MODULE_NAMES = {"activations", "callbacks", "checkpoint", "errors", "losses", "metrics", "models",
-                "regularizers", "train"}
+MODULE_NAMES = {"activations", "callbacks", "checkpoint", "errors", "losses", "metrics", "mixed_precision",
+                "models", "regularizers", "train"}
 
 # Trainer internals that once were public and must not come back.
 REMOVED = {"compiler_options", "xla_options", "layers", "pool2d", "keep_mask", "Dropout"}
@@ -78,7 +79,7 @@ def test_fit_has_no_backend_knobs():
 
 
 @pytest.mark.parametrize("name", ["jaxphys.train", "jaxphys.callbacks", "jaxphys.models", "jaxphys.checkpoint",
-                                  "jaxphys.runs", "jaxphys.metrics", "jaxphys.losses"])
+                                  "jaxphys.runs", "jaxphys.metrics", "jaxphys.losses", "jaxphys.mixed_precision"])
 def test_public_functions_have_return_annotations(name):
   module = importlib.import_module(name)
   for attr in module.__all__:

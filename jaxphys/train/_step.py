@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
+from jaxphys.mixed_precision import apply_in_precision, get_policy
+
 PyTree = Any
 Batch = Mapping[str, jax.Array]
 
@@ -126,7 +128,8 @@ def _update(tx, grads, opt_state, params, value):
 
 def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTransformation,
                     regularizer: Optional[Callable] = None, augment: Optional[Callable] = None,
-                    metrics_fn: Callable = classification_metrics) -> Callable:
+                    metrics_fn: Callable = classification_metrics,
+                    precision: Optional[str] = None) -> Callable:
   """Builds the pure, jit-compiled step ``(state, batch, key) -> (state, metrics)``.
 
   The objective is ``sum(w * loss_fn(logits, y)) / sum(w) + state.reg_strength *
@@ -143,6 +146,11 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
     regularizer: ``params -> scalar`` penalty, or None.
     augment: ``(key, x) -> x`` on-device augmentation of the batch, or None.
     metrics_fn: ``(logits, labels, weight) -> dict`` of weighted batch means.
+    precision: the dtype the model computes in (:mod:`jaxphys.mixed_precision`):
+      ``"float32"``, ``"bfloat16"`` (inputs and parameters cast to bfloat16 on the way
+      into ``apply_fn``, logits cast back to float32 before ``loss_fn``; parameters,
+      optimiser state, model state, loss and metrics stay float32), or ``None``, the
+      backend's default (float32).
 
   Returns:
     ``step(state, batch, key)`` with ``batch = {"x": (B, ...), "y": (B, ...),
@@ -160,6 +168,8 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
   >>> int(state.step), sorted(metrics)
   (1, ['accuracy', 'loss', 'objective'])
   """
+  policy = get_policy(precision)
+  model = apply_in_precision(apply_fn, policy)
 
   def train_step(state: TrainState, batch: Batch, key) -> tuple[TrainState, dict]:
     x, y, w = batch["x"], batch["y"], _weight(batch)
@@ -171,11 +181,11 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
     def objective(params):
       variables = {"params": params, **state.model_state}
       if mutable:
-        logits, model_state = apply_fn(variables, x, train=True, rngs={"dropout": dropout_key},
-                                       mutable=mutable)
+        logits, model_state = model(variables, x, train=True, rngs={"dropout": dropout_key},
+                                    mutable=mutable)
         model_state = {**state.model_state, **model_state}
       else:
-        logits = apply_fn(variables, x, train=True, rngs={"dropout": dropout_key})
+        logits = model(variables, x, train=True, rngs={"dropout": dropout_key})
         model_state = state.model_state
       loss = weighted_mean(w, loss_fn(logits, y))
       penalty = 0.0 if regularizer is None else state.reg_strength * regularizer(params)
@@ -189,16 +199,20 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
 
   step = jax.jit(train_step)
   step.apply_fn, step.loss_fn = apply_fn, loss_fn  # what fit checks the labels against
+  step.precision = policy.name
   return step
 
 
 def make_eval_step(apply_fn: Callable, loss_fn: Callable,
-                   metrics_fn: Callable = classification_metrics) -> Callable:
+                   metrics_fn: Callable = classification_metrics,
+                   precision: Optional[str] = None) -> Callable:
   """Builds the pure ``(state_or_params, batch) -> metrics`` evaluation step.
 
   The model runs with ``train=False`` and the state's running values (BatchNorm);
   ``state_or_params`` is a :class:`TrainState` or bare parameters. Metrics are weighted
-  means over ``batch["weight"]`` (default 1): ``loss`` and those of ``metrics_fn``.
+  means over ``batch["weight"]`` (default 1): ``loss`` and those of ``metrics_fn``,
+  float32 scalars. ``precision``: the dtype the model computes in, as in
+  :func:`make_train_step` (logits back in float32 before the loss).
 
   >>> import jax, optax, jaxphys as jp
   >>> model = jp.LogisticRegression()
@@ -207,35 +221,44 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable,
   >>> sorted(ev(state, {"x": jax.numpy.ones((3, 2)), "y": jax.numpy.array([0, 1, 1])}))
   ['accuracy', 'loss']
   """
+  policy = get_policy(precision)
+  model = apply_in_precision(apply_fn, policy)
 
   def eval_step(state_or_params, batch: Batch) -> dict:
     w = _weight(batch)
-    logits = apply_fn(variables(state_or_params), batch["x"], train=False)
+    logits = model(variables(state_or_params), batch["x"], train=False)
     return {"loss": weighted_mean(w, loss_fn(logits, batch["y"])), **metrics_fn(logits, batch["y"], w)}
 
   eval_step.apply_fn, eval_step.loss_fn = apply_fn, loss_fn
+  eval_step.precision = policy.name
   return eval_step
 
 
-def predict(apply_fn: Callable, state_or_params: Any, x: ArrayLike, *, batch_size: int = 1024) -> jax.Array:
+def predict(apply_fn: Callable, state_or_params: Any, x: ArrayLike, *, batch_size: int = 1024,
+            precision: Optional[str] = None) -> jax.Array:
   """Logits of the model on ``x`` (``(n, ...)`` -> ``(n, ...)``), ``train=False``, in batches.
 
   ``state_or_params``: a :class:`TrainState` (its running statistics are used) or bare
-  parameters. Pure and jit-able (``batch_size`` static); vmap it over K runs.
+  parameters. Pure and jit-able (``batch_size`` and ``precision`` static); vmap it over
+  K runs. ``precision``: the dtype the model computes in, as in :func:`make_train_step`;
+  with ``"bfloat16"`` the logits are still returned in float32.
 
   >>> import jax, optax, jaxphys as jp
   >>> model = jp.SoftmaxRegression(3)
   >>> state = jp.create_train_state(jax.random.key(0), model, optax.sgd(0.1), jax.numpy.ones((1, 2)))
   >>> jp.predict(model.apply, state, jax.numpy.ones((5, 2)), batch_size=2).shape
   (5, 3)
+  >>> jp.predict(model.apply, state, jax.numpy.ones((5, 2)), precision="bfloat16").dtype
+  dtype('float32')
   """
   if int(batch_size) <= 0:
     raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+  model = apply_in_precision(apply_fn, get_policy(precision))
   x = jnp.asarray(x)
   n = x.shape[0]
   v = variables(state_or_params)
   num_batches = -(-n // batch_size)
   padded = jnp.pad(x, [(0, num_batches * batch_size - n)] + [(0, 0)] * (x.ndim - 1))
   chunks = padded.reshape((num_batches, batch_size) + x.shape[1:])
-  out = jax.lax.map(lambda xb: apply_fn(v, xb, train=False), chunks)
+  out = jax.lax.map(lambda xb: model(v, xb, train=False), chunks)
   return out.reshape((num_batches * batch_size,) + out.shape[2:])[:n]

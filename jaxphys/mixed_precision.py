@@ -1,0 +1,166 @@
+"""Mixed precision: which dtype a model computes in, for any Flax model, in the trainer.
+
+A precision policy, in the spirit of DeepMind's jmp and Keras's mixed precision, names
+the dtype of the model's arithmetic; everything that accumulates over steps stays in
+float32:
+
+* parameters, optimiser state, the loss, the metrics and the model's other collections
+  (BatchNorm's running statistics) are float32;
+* the model's inputs and floating parameters are cast to the *compute* dtype on their
+  way into ``apply_fn``, so its matrix products and convolutions run in that dtype;
+  XLA accumulates bfloat16 products in float32 where the backend offers it;
+* the logits are cast back to float32 before the loss, and the gradients with respect
+  to the float32 parameters arrive in float32 through the casts.
+
+``precision="float32"`` (and ``None``, the default on every backend today) leaves the
+model exactly as it is; ``precision="bfloat16"`` computes in bfloat16. Pass the name to
+:func:`jaxphys.make_train_step`, :func:`jaxphys.make_eval_step` and
+:func:`jaxphys.predict`; no model needs changes.
+
+>>> import jax, optax, jaxphys as jp
+>>> model, tx = jp.MLP((8, 3)), optax.adam(1e-3)
+>>> state = jp.create_train_state(jax.random.key(0), model, tx, jax.numpy.ones((1, 4)))
+>>> step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision="bfloat16")
+>>> state, m = step(state, {"x": jax.numpy.ones((2, 4)), "y": jax.numpy.array([0, 2])}, jax.random.key(1))
+>>> state.params["Dense_0"]["kernel"].dtype, m["loss"].dtype
+(dtype('float32'), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Optional, Union
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["PRECISIONS", "Policy", "get_policy", "cast_floating", "apply_in_precision"]
+
+#: The precision names the trainer accepts (``None`` means the backend's default).
+PRECISIONS = ("float32", "bfloat16")
+
+# The precision used when none is given, per backend. float32 everywhere: bfloat16
+# becomes a backend's default only where it trains faster at equal accuracy
+# (BENCHMARKS.md, "Mixed precision").
+_DEFAULT = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+  """The dtypes of one precision: where parameters live, where the model computes,
+  and what comes out of it.
+
+  Attributes:
+    name: ``"float32"`` or ``"bfloat16"``.
+    param_dtype: dtype of the parameters, optimiser state and model state (float32).
+    compute_dtype: dtype the model's inputs and floating parameters are cast to.
+    output_dtype: dtype the model's outputs are cast to before the loss (float32).
+
+  >>> p = get_policy("bfloat16")
+  >>> p.compute_dtype, p.output_dtype
+  (dtype(bfloat16), dtype('float32'))
+  """
+
+  name: str
+  param_dtype: Any
+  compute_dtype: Any
+  output_dtype: Any
+
+  @property
+  def is_identity(self) -> bool:
+    """Whether the policy changes nothing (compute dtype float32).
+
+    >>> get_policy("float32").is_identity, get_policy("bfloat16").is_identity
+    (True, False)
+    """
+    return self.compute_dtype == jnp.float32
+
+  def cast_to_compute(self, tree: Any) -> Any:
+    """The floating leaves of ``tree`` in ``compute_dtype`` (any shapes; others kept).
+
+    >>> get_policy("bfloat16").cast_to_compute({"w": jax.numpy.ones(2)})["w"].dtype
+    dtype(bfloat16)
+    """
+    return cast_floating(tree, self.compute_dtype)
+
+  def cast_to_output(self, tree: Any) -> Any:
+    """The floating leaves of ``tree`` in ``output_dtype`` (any shapes; others kept).
+
+    >>> get_policy("bfloat16").cast_to_output(jax.numpy.ones(2, "bfloat16")).dtype
+    dtype('float32')
+    """
+    return cast_floating(tree, self.output_dtype)
+
+
+def get_policy(precision: Optional[Union[str, Policy]] = None) -> Policy:
+  """The :class:`Policy` named ``precision``: ``"float32"``, ``"bfloat16"``, or
+  ``None`` for the default of the current backend (float32 on every backend today).
+
+  Raises:
+    ValueError: any other name (one line).
+
+  >>> get_policy("bfloat16").name, get_policy(None).name
+  ('bfloat16', 'float32')
+  """
+  if isinstance(precision, Policy):
+    return precision
+  if precision is None:
+    precision = _DEFAULT.get(jax.default_backend(), "float32")
+  if not isinstance(precision, str) or precision not in PRECISIONS:
+    raise ValueError(f"precision must be None or one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+  return _policy(precision)
+
+
+@functools.lru_cache(maxsize=None)
+def _policy(name: str) -> Policy:
+  return Policy(name=name, param_dtype=jnp.dtype(jnp.float32), compute_dtype=jnp.dtype(name),
+                output_dtype=jnp.dtype(jnp.float32))
+
+
+def cast_floating(tree: Any, dtype: Any) -> Any:
+  """``tree`` with every floating-point array leaf cast to ``dtype``; integer, boolean
+  and PRNG-key leaves, and non-array leaves, unchanged. Shapes are kept.
+
+  >>> t = cast_floating({"w": jax.numpy.ones(2), "n": jax.numpy.arange(2)}, "bfloat16")
+  >>> t["w"].dtype, t["n"].dtype
+  (dtype(bfloat16), dtype('int32'))
+  """
+  dtype = jnp.dtype(dtype)
+
+  def cast(leaf):
+    if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating) and leaf.dtype != dtype:
+      return jnp.asarray(leaf).astype(dtype)
+    return leaf
+
+  return jax.tree_util.tree_map(cast, tree)
+
+
+def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy]]) -> Callable:
+  """``apply_fn`` (a Flax ``model.apply``) computing in ``precision``'s dtype.
+
+  The returned function has ``apply_fn``'s signature ``(variables, x, *args,
+  **kwargs)``: ``variables["params"]`` and the floating leaves of ``x`` (``(batch,
+  ...)``) are cast to the compute dtype; the other collections (BatchNorm's
+  ``batch_stats``) are passed as they are. The outputs (logits, and with ``mutable=``
+  the updated collections) come back in float32, same shapes. With a float32 policy
+  ``apply_fn`` itself is returned.
+
+  >>> import jax, jaxphys as jp
+  >>> m = jp.MLP((4, 2))
+  >>> v = m.init(jax.random.key(0), jax.numpy.ones((1, 3)))
+  >>> apply_in_precision(m.apply, "bfloat16")(v, jax.numpy.ones((5, 3))).dtype
+  dtype('float32')
+  """
+  policy = get_policy(precision)
+  if policy.is_identity:
+    return apply_fn
+
+  @functools.wraps(apply_fn)
+  def apply(variables, x, *args, **kwargs):
+    variables = dict(variables)
+    if "params" in variables:
+      variables["params"] = policy.cast_to_compute(variables["params"])
+    return policy.cast_to_output(apply_fn(variables, policy.cast_to_compute(x), *args, **kwargs))
+
+  return apply

@@ -1,0 +1,271 @@
+"""The mixed-precision policy (jaxphys.mixed_precision) through the trainer.
+
+References are independent of the trainer: gradients from ``jax.grad`` of a float32 loss
+written out here, dtypes read from the arrays and from the traced program. bfloat16 has
+an 8-bit significand (relative spacing 2^-8 = 0.4 %), so a bfloat16 step's loss, logits and
+output-layer gradients match float32 to about 1e-2 relative (norm of the difference over
+the norm of the float32 value); see the gradient test for the deeper layers. The float32
+policy changes nothing (1e-6).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxphys as jp
+from jaxphys import mixed_precision as mp
+
+BF16_RTOL = 2e-2   # ||bf16 - f32|| / ||f32||, per array
+F32_RTOL = 1e-6
+
+
+def _rel(a, b) -> float:
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def _data(shape, n=32, classes=10, seed=0):
+  rng = np.random.default_rng(seed)
+  return rng.normal(size=(n,) + shape).astype(np.float32), rng.integers(0, classes, n).astype(np.int32)
+
+
+def _reference_grads(model, params, x, y):
+  """float32 loss and gradients, written out without the trainer (no dropout)."""
+  def loss(p):
+    logits = model.apply({"params": p}, x, train=False)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+  return jax.value_and_grad(loss)(params)
+
+
+def _step_grads(model, params, x, y, precision):
+  """The trainer's loss and gradients: with SGD at rate 1, params - new params."""
+  tx = optax.sgd(1.0)
+  state = jp.create_train_state(jax.random.key(0), model, tx, x).replace(params=params)
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
+  new, metrics = step(state, {"x": x, "y": y}, jax.random.key(1))
+  return metrics["loss"], jax.tree_util.tree_map(lambda a, b: a - b, params, new.params), new
+
+
+MODELS = {
+    "mlp": (lambda: jp.MLP((64, 64, 10)), (8, 8, 1)),
+    "cnn": (lambda: jp.CNN(conv_features=(8, 16), dense_features=(32,), conv_dropout=0.0,
+                           dense_dropout=0.0), (12, 12, 1)),
+}
+
+
+def _bf16_reference_grads(model, params, x, y):
+  """The policy written out without the trainer: parameters and inputs cast to
+  bfloat16, the model applied, the logits cast to float32 before the loss."""
+  def loss(p):
+    p16 = jax.tree_util.tree_map(lambda a: a.astype(jnp.bfloat16), p)
+    logits = model.apply({"params": p16}, x.astype(jnp.bfloat16), train=False).astype(jnp.float32)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+  return jax.value_and_grad(loss)(params)
+
+
+def _flat(tree) -> np.ndarray:
+  return np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(tree)])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bfloat16_step_matches_float32_loss_and_gradients(name, seed):
+  make, shape = MODELS[name]
+  model = make()
+  x, y = _data(shape, seed=seed)
+  params = model.init(jax.random.key(3 + seed), x[:1])["params"]
+  ref_loss, ref_grads = _reference_grads(model, params, x, y)
+  for precision in (None, "float32"):  # float32: the model as it is
+    loss, grads, _ = _step_grads(model, params, x, y, precision)
+    assert abs(float(loss) - float(ref_loss)) <= F32_RTOL * abs(float(ref_loss))
+    # 1e-5: the trainer's gradient is read back as params - (params - g), rounded in float32
+    assert _rel(_flat(grads), _flat(ref_grads)) <= 1e-5
+  loss, grads, _ = _step_grads(model, params, x, y, "bfloat16")
+  assert loss.dtype == jnp.float32
+  assert {g.dtype for g in jax.tree_util.tree_leaves(grads)} == {jnp.dtype(jnp.float32)}
+  # The same policy written out by hand: equal but for the odd bfloat16 rounding that XLA
+  # fuses differently in the two programs (5e-4 seen).
+  _, hand = _bf16_reference_grads(model, params, x, y)
+  assert _rel(_flat(grads), _flat(hand)) <= 2e-3
+  # Against float32: the loss to 1e-3; the output layer's gradients (the logits' error
+  # alone) to 2e-2. Deeper layers' gradients at these random initial points differ by up
+  # to ~10 % (2-9 % seen), as much as float32's own gradients at the bfloat16-rounded
+  # parameters and inputs differ from those at the exact ones: the rounding of the values,
+  # not the arithmetic. Every array still points the same way (cosine >= 0.99).
+  assert abs(float(loss) - float(ref_loss)) <= 1e-3 * abs(float(ref_loss))
+  last = sorted(grads)[-1]  # Dense_N, the output layer
+  for k in grads[last]:
+    assert _rel(grads[last][k], ref_grads[last][k]) <= BF16_RTOL, (last, k)
+  for g, r in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
+    g, r = np.ravel(g).astype(np.float64), np.ravel(r).astype(np.float64)
+    assert g @ r / (np.linalg.norm(g) * np.linalg.norm(r)) >= 0.99
+  assert 1e-4 < _rel(_flat(grads), _flat(ref_grads)) <= 0.1
+
+
+def _product_dtypes(fn, *args) -> set:
+  """dtypes of the operands of every matrix product and convolution ``fn`` traces."""
+  found = set()
+
+  def visit(jaxpr):
+    for eqn in jaxpr.eqns:
+      if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+        found.update(str(v.aval.dtype) for v in eqn.invars)
+      for p in eqn.params.values():
+        for sub in p if isinstance(p, (tuple, list)) else (p,):
+          sub = getattr(sub, "jaxpr", sub)
+          if hasattr(sub, "eqns"):
+            visit(sub)
+
+  visit(jax.make_jaxpr(fn)(*args).jaxpr)
+  return found
+
+
+@pytest.mark.parametrize("precision, want", [("bfloat16", {"bfloat16"}), ("float32", {"float32"}),
+                                             (None, {"float32"})])
+def test_products_and_convolutions_run_in_the_compute_dtype(precision, want):
+  model = jp.CNN(conv_features=(4,), dense_features=(8,))
+  x, y = _data((8, 8, 1), n=4)
+  tx = optax.adam(1e-3)
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
+  batch = {"x": x, "y": y}
+  # forward and backward: every product of the step (the optimiser has none)
+  assert _product_dtypes(step, state, batch, jax.random.key(1)) == want
+  ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy, precision=precision)
+  assert _product_dtypes(ev, state, batch) == want
+  pred = lambda s, x: jp.predict(model.apply, s, x, batch_size=2, precision=precision)
+  assert _product_dtypes(pred, state, x) == want
+
+
+def test_params_and_optimizer_state_stay_float32_after_bfloat16_steps():
+  model = jp.CNN(conv_features=(4,), dense_features=(8,))
+  x, y = _data((8, 8, 1), n=16)
+  tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-2))
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision="bfloat16")
+  for i in range(3):
+    state, metrics = step(state, {"x": x, "y": y}, jax.random.key(i))
+  floats = [a for a in jax.tree_util.tree_leaves((state.params, state.opt_state))
+            if jnp.issubdtype(a.dtype, jnp.floating)]
+  assert floats and {a.dtype for a in floats} == {jnp.dtype(jnp.float32)}
+  assert {v.dtype for v in metrics.values()} == {jnp.dtype(jnp.float32)}
+  assert int(state.step) == 3
+
+
+def test_the_loss_and_metrics_see_float32_logits():
+  seen = {}
+
+  def loss_fn(logits, labels):
+    seen["loss"] = logits.dtype
+    return jp.softmax_cross_entropy(logits, labels)
+
+  def metrics_fn(logits, labels, weight):
+    seen["metrics"] = logits.dtype
+    return jp.train.classification_metrics(logits, labels, weight)
+
+  model = jp.MLP((16, 10))
+  x, y = _data((8,), n=8)
+  tx = optax.sgd(0.1)
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  step = jp.make_train_step(model.apply, loss_fn, tx, metrics_fn=metrics_fn, precision="bfloat16")
+  step(state, {"x": x, "y": y}, jax.random.key(1))
+  assert seen == {"loss": jnp.float32, "metrics": jnp.float32}
+  seen.clear()
+  ev = jp.make_eval_step(model.apply, loss_fn, metrics_fn=metrics_fn, precision="bfloat16")
+  ev(state, {"x": x, "y": y})
+  assert seen == {"loss": jnp.float32, "metrics": jnp.float32}
+
+
+def test_batchnorm_statistics_stay_float32_and_match_float32():
+  model = jp.ResNet(stage_features=(4, 8), blocks=1)
+  x, y = _data((28, 28, 1), n=8)
+  tx = optax.adam(1e-3)
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+  out = {}
+  for precision in ("float32", "bfloat16"):
+    step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
+    s = state
+    for i in range(2):
+      s, _ = step(s, {"x": x, "y": y}, jax.random.key(i))
+    out[precision] = s
+  stats16, stats32 = out["bfloat16"].model_state, out["float32"].model_state
+  assert jax.tree_util.tree_structure(stats16) == jax.tree_util.tree_structure(state.model_state)
+  leaves = jax.tree_util.tree_leaves(stats16)
+  assert leaves and {a.dtype for a in leaves} == {jnp.dtype(jnp.float32)}
+  for a, b, before in zip(leaves, jax.tree_util.tree_leaves(stats32), jax.tree_util.tree_leaves(state.model_state)):
+    assert not np.allclose(a, before)  # updated
+    assert _rel(a, b) <= BF16_RTOL
+  # evaluation with the running statistics, in bfloat16, close to float32
+  ev = {p: jp.make_eval_step(model.apply, jp.softmax_cross_entropy, precision=p) for p in ("float32", "bfloat16")}
+  l32 = float(ev["float32"](out["float32"], {"x": x, "y": y})["loss"])
+  l16 = float(ev["bfloat16"](out["float32"], {"x": x, "y": y})["loss"])
+  assert abs(l16 - l32) <= BF16_RTOL * abs(l32)
+
+
+def test_predict_in_bfloat16_returns_float32_logits_close_to_float32():
+  model = jp.CNN(conv_features=(4, 8), dense_features=(16,))
+  x, _ = _data((10, 10, 1), n=7)
+  state = jp.create_train_state(jax.random.key(0), model, optax.sgd(0.1), x)
+  ref = np.asarray(jax.nn.softmax(model.apply({"params": state.params}, x)))
+  got = jp.predict(model.apply, state, x, batch_size=3, precision="bfloat16")
+  assert got.dtype == jnp.float32 and got.shape == (7, 10)
+  assert _rel(jax.nn.softmax(got), ref) <= BF16_RTOL
+  assert _rel(jp.predict(model.apply, state, x, batch_size=3, precision="float32"),
+              model.apply({"params": state.params}, x)) <= F32_RTOL
+
+
+@pytest.mark.slow
+def test_fit_in_bfloat16_reaches_the_float32_accuracy():
+  from sklearn.datasets import load_digits
+  digits = load_digits()
+  x = (digits.images / 16.0).astype(np.float32)[..., None]  # (1797, 8, 8, 1)
+  y = digits.target.astype(np.int32)
+  xt, yt, xv, yv = x[:1400], y[:1400], x[1400:], y[1400:]
+  model = jp.CNN(conv_features=(8, 16), dense_features=(32,), conv_dropout=0.0, dense_dropout=0.0)
+  acc = {}
+  for precision in ("float32", "bfloat16"):
+    for seed in (0, 1):
+      tx = optax.adam(3e-3)
+      state = jp.create_train_state(jax.random.key(seed), model, tx, xt)
+      step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
+      ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy, precision=precision)
+      state, history = jp.fit(state, step, xt, yt, key=jax.random.key(seed + 10), epochs=12,
+                              batch_size=64, eval_step=ev, eval_data=(xv, yv))
+      assert {a.dtype for a in jax.tree_util.tree_leaves(state.params)} == {jnp.dtype(jnp.float32)}
+      acc[precision, seed] = float(history["eval_accuracy"][-1])
+  for seed in (0, 1):
+    assert acc["float32", seed] > 0.85, acc
+    # seed noise on 397 validation images is about 1-2 points; bfloat16 within 3
+    assert abs(acc["bfloat16", seed] - acc["float32", seed]) <= 0.03, acc
+
+
+@pytest.mark.parametrize("bad", ["float16", "bf16", "BFLOAT16", "", 16, jnp.bfloat16])
+def test_a_wrong_precision_is_one_line_naming_the_argument(bad):
+  model = jp.MLP((4, 2))
+  x = np.ones((2, 3), np.float32)
+  state = jp.create_train_state(jax.random.key(0), model, optax.sgd(0.1), x)
+  calls = [lambda: jp.make_train_step(model.apply, jp.softmax_cross_entropy, optax.sgd(0.1), precision=bad),
+           lambda: jp.make_eval_step(model.apply, jp.softmax_cross_entropy, precision=bad),
+           lambda: jp.predict(model.apply, state, x, precision=bad),
+           lambda: mp.get_policy(bad)]
+  for call in calls:
+    with pytest.raises(ValueError) as err:
+      call()
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("precision must be") and "'bfloat16'" in message
+
+
+def test_policy_names_and_casts():
+  assert mp.PRECISIONS == ("float32", "bfloat16")
+  p = mp.get_policy("bfloat16")
+  assert (p.param_dtype, p.compute_dtype, p.output_dtype) == (jnp.float32, jnp.bfloat16, jnp.float32)
+  assert mp.get_policy(p) is p and mp.get_policy(None).name == "float32"
+  key = jax.random.key(0)
+  tree = {"w": jnp.ones((2, 3)), "i": jnp.arange(3), "b": jnp.array([True]), "k": key, "s": 1.5}
+  out = mp.cast_floating(tree, "bfloat16")
+  assert out["w"].dtype == jnp.bfloat16 and out["w"].shape == (2, 3)
+  assert out["i"].dtype == jnp.int32 and out["b"].dtype == jnp.bool_ and out["k"] is key and out["s"] == 1.5
+  apply = jp.MLP((4, 2)).apply  # (a bound method is a new object at every access)
+  assert mp.apply_in_precision(apply, "float32") is apply
