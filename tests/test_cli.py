@@ -94,6 +94,7 @@ def test_the_script_wrappers_are_the_package_modules():
     (["susy", "--seeds", "100000000"], "seeds 100000000 of the"),
     (["susy", "--simulate", "1000000000000"], "simulate 1,000,000,000,000 events would need about"),
     (["susy", "--tree-threads", "-2"], "tree_threads must be in [0,"),
+    (["susy", "--precision", "float16"], "invalid choice: 'float16'"),
 ])
 def test_bad_values_are_one_line_exit_2(argv, words, tmp_path, capsys):
   name, *rest = argv

@@ -77,15 +77,18 @@ def _planned_for_conv_model() -> dict:
   from jaxphys.train import _backend
   jaxpr = jax.make_jaxpr(lambda x: jax.lax.conv(x, x, (1, 1), "SAME"))(jnp.ones((1, 1, 3, 3))).jaxpr
   loop, options = _backend.plan(jaxpr)
-  return {"backend": jax.default_backend(), "loop": loop, "xla_options": options}
+  return {"backend": jax.default_backend(), "loop": loop, "xla_options": options, "precision": "float32"}
 
 
 def test_resnet_trains_with_batch_statistics(tiny, tmp_path):
   out = tmp_path / "resnet"
-  assert _run_mnist(tiny, out, "--model", "resnet", "--epochs", "1", "--resnet-features", "4", "8") == 0
+  assert _run_mnist(tiny, out, "--model", "resnet", "--epochs", "1", "--resnet-features", "4", "8",
+                    "--precision", "bfloat16") == 0
   where, r = _published(out)
   assert r["config"]["resnet_features"] == [4, 8] and (where / "model_state.msgpack").is_file()
   assert 0.0 <= r["test_accuracy"] <= 1.0
+  programs = r["environment"]["compiler"]["programs"]["resnet"]
+  assert programs["train"]["precision"] == programs["eval"]["precision"] == "bfloat16"
 
 
 def test_a_batch_larger_than_the_data_is_one_batch_and_said(tiny, tmp_path):

@@ -224,12 +224,13 @@ def test_history_records_what_the_backend_chose_for_each_pass(monkeypatch):
   assert len(plans) == 2  # the training epoch, then the evaluation
   for name, (loop, options) in zip(("train", "eval"), plans):
     assert hist["compilation"][name] == {"backend": jax.default_backend(), "loop": loop,
-                                         "xla_options": options}
+                                         "xla_options": options, "precision": "float32"}
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision="bfloat16")
   epoch = jp.make_train_epoch(step, x, y, batch_size=64)
   assert epoch.compilation is None  # nothing compiled yet
   epoch(state, jax.random.key(1), 0)
   assert epoch.compilation == {"backend": jax.default_backend(), "loop": plans[2][0],
-                               "xla_options": plans[2][1]}
+                               "xla_options": plans[2][1], "precision": "bfloat16"}
 
 
 def test_fit_learns_and_evaluate_matches_predict():

@@ -38,8 +38,8 @@ def _selected(config, history: dict, epoch: int) -> dict:
           "valid_loss": float(history["eval_loss"][best])}
 
 
-def _test_metrics(model, state, x_test, y_test, class_names) -> dict:
-  logits = jp.predict(model.apply, state, x_test, batch_size=1000)
+def _test_metrics(model, state, x_test, y_test, class_names, precision) -> dict:
+  logits = jp.predict(model.apply, state, x_test, batch_size=1000, precision=precision)
   probs = jax.nn.softmax(logits)
   pred = np.asarray(jnp.argmax(probs, -1))
   return {"test_accuracy": float(jp.accuracy(y_test, probs)),
@@ -60,7 +60,7 @@ def report(config, ds, model, state, history, split, staging: Path, aug, key, ex
   :func:`jaxphys.experiments.mnist.train_and_evaluate`, which has the example."""
   (x, y), (x_test, y_test) = split["train"], split["test"]
   extra = dict(extra)
-  test = _test_metrics(model, state, x_test, y_test, ds.class_names)
+  test = _test_metrics(model, state, x_test, y_test, ds.class_names, config.precision)
   pred = test.pop("_pred")
   epoch_s = np.asarray(history["epoch_seconds"])
   hist = {k: np.asarray(v).tolist() for k, v in history.items() if k != "compilation"}

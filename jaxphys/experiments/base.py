@@ -77,6 +77,9 @@ class TrainingConfig(BaseConfig):
                                   "checkpoints unless --resume)", low=0, high=MAX_COUNT)
   resume: bool = setting(False, "continue the run checkpointed in --out; refused if a setting "
                          "that changes the computation differs")
+  precision: str = setting("float32", "dtype the networks compute in (jaxphys.mixed_precision; "
+                           "parameters, optimiser state and loss stay float32)",
+                           choices=("float32", "bfloat16"))
 
 
 def check(config: Any) -> None:

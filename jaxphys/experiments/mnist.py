@@ -183,7 +183,7 @@ def _train_one(config: Config, ds: data.ImageDataset, plan: dict, staging: Path,
   tx = build_optimizer(config, -(-len(x) // split["batch_size"]))
   aug = build_augmentation(config)
   state = jp.create_train_state(init_key, model, tx, x[:1], reg_strength=config.l2)
-  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx,
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=config.precision,
                             regularizer=jp.l2 if config.l2 else None, augment=aug)
   mode = "max" if config.monitor.endswith("accuracy") else "min"
   callbacks = training_callbacks(
@@ -193,7 +193,8 @@ def _train_one(config: Config, ds: data.ImageDataset, plan: dict, staging: Path,
   start = time.perf_counter()
   state, history = jp.fit(state, step, x, y, key=fit_key, epochs=config.epochs,
                           batch_size=split["batch_size"], callbacks=callbacks, eval_data=valid,
-                          eval_step=jp.make_eval_step(model.apply, jp.softmax_cross_entropy))
+                          eval_step=jp.make_eval_step(model.apply, jp.softmax_cross_entropy,
+                                                      precision=config.precision))
   wall = time.perf_counter() - start
   return mnist_report.report(config, ds, model, state, history, split, staging, aug, plot_key,
                              {"wall_seconds": wall, "resume": resume_record(callbacks),

@@ -129,13 +129,14 @@ def train_network(name: str, config: Config, splits: dict, key: jax.Array,
   penalty = jp.l1 if name == "logreg" and config.logreg_penalty == "l1" else jp.l2
   state = jp.create_train_states(jax.random.split(init_key, config.seeds), model, tx, x[:1],
                                  reg_strength=net.l2)
-  step = jp.make_train_step(model.apply, jp.binary_cross_entropy, tx,
+  step = jp.make_train_step(model.apply, jp.binary_cross_entropy, tx, precision=config.precision,
                             regularizer=penalty if net.l2 else None)
-  evals = jp.make_eval_step(model.apply, jp.binary_cross_entropy)
+  evals = jp.make_eval_step(model.apply, jp.binary_cross_entropy, precision=config.precision)
   state, hist = jp.fit(state, step, x, y, key=fit_key, epochs=net.epochs, batch_size=batch,
                        eval_step=evals, eval_data=valid, callbacks=callbacks)
   scores = {s: np.asarray(jax.nn.sigmoid(jax.vmap(
-      lambda p: jp.predict(model.apply, p, splits[s][0], batch_size=4096))(state.params)))
+      lambda p: jp.predict(model.apply, p, splits[s][0], batch_size=4096,
+                           precision=config.precision))(state.params)))
       for s in ("valid", "test")}
   info = {"network": dataclasses.asdict(net), "batch_size": batch,
           "train_seconds": float(np.sum(hist["epoch_seconds"])),

@@ -62,6 +62,7 @@ class _Pass:
       batch_fn = jax.vmap(batch_fn, in_axes=(0, 0, None, plan_axes, None))
     self.batch_fn, self.num_batches, self.replicate, self.donate = batch_fn, num_batches, replicate, donate
     self.compiled, self.loop, self.options, self.compile_seconds = None, None, {}, 0.0
+    self.precision = None
 
   def _zero_sums(self):
     sums = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self._shapes)
@@ -91,10 +92,12 @@ class _Pass:
 
   @property
   def compilation(self) -> Optional[dict]:
-    """What was compiled: ``{"backend", "loop", "xla_options"}`` (``None`` before)."""
+    """What was compiled: ``{"backend", "loop", "xla_options", "precision"}`` (``None``
+    before; ``precision`` from the step, :mod:`jaxphys.mixed_precision`)."""
     if self.compiled is None:
       return None
-    return {"backend": jax.default_backend(), "loop": self.loop, "xla_options": dict(self.options)}
+    return {"backend": jax.default_backend(), "loop": self.loop, "xla_options": dict(self.options),
+            "precision": self.precision}
 
   def __call__(self, carry, data, plan):
     """Dispatches the pass; returns ``(carry, sums)`` without waiting for them."""
@@ -171,6 +174,7 @@ class TrainEpoch:
 
     plan_axes = ((None if shared_order else 0), None, 0)
     self._pass = _Pass(batch_fn, nb, num_runs, plan_axes, replicate, donate=True)
+    self._pass.precision = getattr(train_step, "precision", None)
 
   def order(self, words: np.ndarray, epoch: int) -> np.ndarray:
     """The batch indices of ``epoch`` (host): ``(num_batches, B)`` or ``(K, ...)``."""
@@ -188,9 +192,10 @@ class TrainEpoch:
   @property
   def compilation(self) -> Optional[dict]:
     """How the epoch was compiled, for a run's record (``None`` before the first call):
-    ``{"backend": str, "loop": "scan" | "python", "xla_options": {name: value}}`` — one
-    compiled loop over the batches or one compiled step per batch, and the XLA options
-    jaxphys chose for this program on this backend. Read-only: it changes nothing.
+    ``{"backend": str, "loop": "scan" | "python", "xla_options": {name: value},
+    "precision": str}`` — one compiled loop over the batches or one compiled step per
+    batch, the XLA options jaxphys chose for this program on this backend, and the step's
+    precision (:mod:`jaxphys.mixed_precision`). Read-only: it changes nothing.
 
     >>> import jax, optax, numpy as np, jaxphys as jp
     >>> x, y = np.ones((8, 2), np.float32), np.arange(8) % 2
@@ -198,8 +203,8 @@ class TrainEpoch:
     >>> state = jp.create_train_state(jax.random.key(0), model, tx, x)
     >>> epoch = jp.make_train_epoch(jp.make_train_step(model.apply, jp.binary_cross_entropy, tx), x, y, batch_size=4)
     >>> _ = epoch(state, jax.random.key(1), 0)
-    >>> sorted(epoch.compilation), epoch.compilation["loop"]
-    (['backend', 'loop', 'xla_options'], 'scan')
+    >>> sorted(epoch.compilation), epoch.compilation["loop"], epoch.compilation["precision"]
+    (['backend', 'loop', 'precision', 'xla_options'], 'scan', 'float32')
     """
     return self._pass.compilation
 
@@ -229,6 +234,7 @@ class Evaluation:
       return state, (m if sums is None else _accumulate(sums, m, jnp.sum(batch["weight"])))
 
     self._pass = _Pass(batch_fn, nb, num_runs, None, replicate, donate=False)
+    self._pass.precision = getattr(eval_step, "precision", None)
 
   def compile(self, state) -> None:
     """Compiles ahead of the first pass (once)."""
