@@ -43,6 +43,30 @@ __all__ = ["RunDirectory", "published_results"]
 _LATEST = "latest"
 
 
+def _holder(fd: int, seconds: float = 1.0) -> Optional[int]:
+  """The PID in a lock file held by another process, or None. The holder writes it just
+  after taking the lock, so for up to ``seconds`` an empty file, or a PID left by an
+  earlier run whose process is gone, is read again."""
+  deadline = time.monotonic() + seconds
+  while True:
+    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    if text.isdigit() and _alive(int(text)):
+      return int(text)
+    if time.monotonic() > deadline:
+      return None
+    time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except OSError:  # another user's process: it exists
+    return True
+  return True
+
+
 def _lock(out: Path) -> int:
   """An open descriptor of ``out/.lock`` holding its exclusive lock; RunLocked if held."""
   path = out / ".lock"
@@ -53,11 +77,10 @@ def _lock(out: Path) -> int:
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except OSError as e:
-    holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    pid = _holder(fd) if e.errno in (errno.EWOULDBLOCK, errno.EACCES) else None
     os.close(fd)
     if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
       raise output_error(path, e) from None
-    pid = int(holder) if holder.isdigit() else None
     raise RunLocked(f"{out}: another run is using this output folder (process "
                     f"{pid if pid is not None else 'unknown'}); wait for it to finish or "
                     "choose another folder", directory=out, pid=pid) from None

@@ -95,6 +95,32 @@ def test_a_second_run_into_the_folder_is_refused_naming_the_holder(tmp_path):
   assert run.run_id
 
 
+def test_the_holder_is_named_even_when_it_writes_its_pid_after_the_refusal_began(tmp_path):
+  import fcntl
+  import subprocess
+  import sys
+  import threading
+
+  out = tmp_path / "out"
+  out.mkdir()
+  gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+  try:
+    os.write(fd, gone.stdout.encode())  # an earlier run's PID, its process gone
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the new holder, between its lock and its PID
+    with pytest.raises(RunLocked, match="process unknown"):  # never the stale PID
+      RunDirectory(out)
+    late = threading.Timer(0.2, lambda: os.pwrite(fd, f"{os.getpid()}\n".encode().ljust(16), 0))
+    late.start()
+    with pytest.raises(RunLocked) as err:
+      RunDirectory(out)
+    late.join()
+    assert err.value.pid == os.getpid()
+  finally:
+    os.close(fd)
+
+
 def test_the_lock_of_a_killed_run_is_taken_over_and_its_files_removed(tmp_path):
   out = tmp_path / "out"
   with RunDirectory(out) as run:
