@@ -474,8 +474,7 @@ def run_alone(case: Case, framework: str, epochs: int, threads: int, scale: floa
   return {**r, "examples_per_second": len(x) / statistics.median(r["seconds"])}
 
 
-def run_isolated(case: Case, entries: list, rounds: int, args, flops: float,
-                 matmul_flops: dict) -> dict:
+def run_isolated(case: Case, entries: list, rounds: int, args, matmul_flops: dict) -> dict:
   """Each ``(framework, precision)`` of ``entries`` trained in a fresh process of its own,
   one process at a time, ``rounds`` rounds in a rotating order; a framework's throughput
   is over the median of all its timed epochs."""
@@ -494,7 +493,8 @@ def run_isolated(case: Case, entries: list, rounds: int, args, flops: float,
                         str(args.threads), "--scale", str(args.scale), "--json", path], check=True)
         with open(path) as f:
           runs[(fw, precision)].append(json.load(f))
-  n = len(_case_data(case, args.scale)[0])
+  x, y = _case_data(case, args.scale)
+  n, flops = len(x), flops_per_example(case, x, y)
   out = {}
   for (fw, precision), rs in runs.items():
     seconds = [t for one in rs for t in one["seconds"]]
@@ -546,6 +546,8 @@ def main(argv=None) -> dict:
   ap.add_argument("--worker", choices=["jaxphys", "flax", "torch", "keras"], help=argparse.SUPPRESS)
   ap.add_argument("--json", help=argparse.SUPPRESS)
   args = ap.parse_args(argv)
+  if args.isolated < 0:
+    ap.error(f"--isolated: ROUNDS must be 0 (off) or positive, got {args.isolated}")
   _pin_threads(args.threads)
   if args.worker:  # one framework in this process, for --isolated; no JAX unless it is one
     import json
@@ -573,8 +575,7 @@ def main(argv=None) -> dict:
       print(f"{name}, each framework in a process of its own, {args.isolated} rounds:", flush=True)
       case = CASES[name]
       entries = [(fw, p) for p in args.precision for fw in frameworks if p == "float32" or fw != "flax"]
-      results[name] = run_isolated(case, entries, args.isolated, args,
-                                   flops_per_example(case, *_case_data(case, args.scale)), matmul)
+      results[name] = run_isolated(case, entries, args.isolated, args, matmul)
     else:
       for precision in args.precision:
         print(f"{name} ({precision}):", flush=True)

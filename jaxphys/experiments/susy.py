@@ -185,16 +185,16 @@ def train_and_evaluate(config: Config, workdir: Union[str, os.PathLike]) -> dict
 
 def _results(config, loaded, metrics, details) -> dict:
   splits = loaded["splits"]
+  programs = {f"{name} {fs}": info.pop("compilation")  # recorded once, in the environment
+              for name, per_fs in details.items() for fs, info in per_fs.items()
+              if "compilation" in info}
   return {"data": {"source": loaded["source"], "sha256": loaded["identity"],
                    **{f"n_{s}": int(len(v[1])) for s, v in splits.items()},
                    "signal_fraction_test": float(np.mean(splits["test"][1]))},
           "config": dataclasses.asdict(config), **metrics,
           "significance_definition": susy_report.significance_definition(config),
           "models": details, "published_auc": susy_report.PUBLISHED,
-          "checks": susy_report.checks(metrics["auc"]),
-          "environment": environment({f"{name} {fs}": info.pop("compilation")
-                                      for name, per_fs in details.items()
-                                      for fs, info in per_fs.items() if "compilation" in info})}
+          "checks": susy_report.checks(metrics["auc"]), "environment": environment(programs)}
 
 
 def _plots(config, loaded, curves, staging) -> None:

@@ -24,7 +24,7 @@ def _sum(x, axis=-1, keepdims=False):
 
   XLA's CPU backend runs a reduction as a separate library kernel that the neighbouring
   arithmetic cannot fuse with; over 2-4 elements that call and the arrays it reads and
-  writes cost far more than the adds (BENCHMARKS.md, "SUSY event simulator").
+  writes are the cost, not the adds (measured: BENCHMARKS.md, "SUSY event simulator").
   """
   x = jnp.moveaxis(jnp.asarray(x), axis, -1)
   total = functools.reduce(operator.add, [x[..., i] for i in range(x.shape[-1])])
@@ -36,8 +36,8 @@ def _stack(columns):
 
   XLA's CPU backend fuses the computation of all columns into the stack and emits it
   again for every column; a subexpression that feeds two columns (a ``sincos``, an
-  ``ndtri``) is then re-emitted as a tree instead of a graph, at many times its cost.
-  Column updates in place keep each column's computation in its own loop.
+  ``ndtri``) is then re-emitted as a tree instead of a graph. Column updates in place
+  keep each column's computation in its own loop (measured: BENCHMARKS.md).
   """
   columns = [jnp.asarray(c) for c in columns]
   shape = jnp.broadcast_shapes(*(c.shape for c in columns))
@@ -74,7 +74,7 @@ def to_pt_eta_phi(p: ArrayLike) -> tuple:
   (5.0, 0.0)
   """
   # Plain sqrt and log forms: jnp.hypot and jnp.arcsinh guard against overflow at
-  # magnitudes far beyond any momentum in GeV, at several times the cost.
+  # magnitudes far beyond any momentum in GeV, and that guard costs (BENCHMARKS.md).
   pt = jnp.sqrt(p[..., 1] ** 2 + p[..., 2] ** 2)
   pz = p[..., 3]
   eta = jnp.log((jnp.sqrt(pt * pt + pz * pz) + jnp.abs(pz)) / pt)

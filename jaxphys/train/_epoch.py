@@ -57,12 +57,12 @@ class _Pass:
   ``plan`` mapped where ``plan_axes`` says.
   """
 
-  def __init__(self, batch_fn, num_batches, num_runs, plan_axes, replicate, donate):
+  def __init__(self, batch_fn, num_batches, num_runs, plan_axes, replicate, donate, precision):
     if num_runs is not None:
       batch_fn = jax.vmap(batch_fn, in_axes=(0, 0, None, plan_axes, None))
     self.batch_fn, self.num_batches, self.replicate, self.donate = batch_fn, num_batches, replicate, donate
     self.compiled, self.loop, self.options, self.compile_seconds = None, None, {}, 0.0
-    self.precision = None
+    self.precision = precision
 
   def _zero_sums(self):
     sums = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self._shapes)
@@ -173,8 +173,8 @@ class TrainEpoch:
       return state, (m if sums is None else _accumulate(sums, m, jnp.sum(batch["weight"]), state.step))
 
     plan_axes = ((None if shared_order else 0), None, 0)
-    self._pass = _Pass(batch_fn, nb, num_runs, plan_axes, replicate, donate=True)
-    self._pass.precision = getattr(train_step, "precision", None)
+    self._pass = _Pass(batch_fn, nb, num_runs, plan_axes, replicate, donate=True,
+                       precision=getattr(train_step, "precision", None))
 
   def order(self, words: np.ndarray, epoch: int) -> np.ndarray:
     """The batch indices of ``epoch`` (host): ``(num_batches, B)`` or ``(K, ...)``."""
@@ -233,8 +233,8 @@ class Evaluation:
       m = eval_step(state, split(batch))
       return state, (m if sums is None else _accumulate(sums, m, jnp.sum(batch["weight"])))
 
-    self._pass = _Pass(batch_fn, nb, num_runs, None, replicate, donate=False)
-    self._pass.precision = getattr(eval_step, "precision", None)
+    self._pass = _Pass(batch_fn, nb, num_runs, None, replicate, donate=False,
+                       precision=getattr(eval_step, "precision", None))
 
   def compile(self, state) -> None:
     """Compiles ahead of the first pass (once)."""
