@@ -1,12 +1,12 @@
-"""Whether jaxphys' own pooling gradient earns its place: the course CNN trained by
-``fit`` with it and with Flax's ``max_pool``, in one run.
+"""Whether jaxphys' own pooling gradient and dropout mask earn their place: the course CNN
+trained by ``fit`` with each, against Flax's ``max_pool`` and ``Dropout``, in one run.
 
 Variants (the course CNN, batch 128, Adam, 1,280 MNIST-shaped images): ``jaxphys``
-(``_layers.pool2d``, max-pooling as reshape + max with an elementwise gradient) and
-``flax pool`` (Flax's ``max_pool``, whose gradient is XLA's select-and-scatter). They
-take turns ``--repeats`` times; each reports ``fit``'s median epoch. (Until commit
-ab50da7 it also compared jaxphys' own dropout mask with ``flax.linen.Dropout``; the
-own mask did not train faster and was removed: BENCHMARKS.md.)
+(``_layers.pool2d``, max-pooling as reshape + max with an elementwise gradient, and
+``_layers.Dropout``, masks from 1-8 random bits per element), ``flax pool`` (Flax's
+``max_pool``, whose gradient is XLA's select-and-scatter) and ``flax dropout``
+(``flax.linen.Dropout``). They take turns ``--repeats`` times; each reports ``fit``'s
+median epoch.
 
     python benchmarks/layers.py [--repeats 3] [--epochs 3]
 """
@@ -31,8 +31,9 @@ def _flax_pool(x, size, kind):
 
 
 VARIANTS = {
-    "jaxphys": (_layers.pool2d, nn.Dropout),
-    "flax pool": (_flax_pool, nn.Dropout),
+    "jaxphys": (_layers.pool2d, _layers.Dropout),
+    "flax pool": (_flax_pool, _layers.Dropout),
+    "flax dropout": (_layers.pool2d, nn.Dropout),
 }
 
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxphys import activations
-from jaxphys._layers import pool2d
+from jaxphys._layers import Dropout, pool2d
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "MLP", "CNN", "ResNet", "ResidualBlock"]
 
@@ -100,7 +100,7 @@ class MLP(nn.Module):
     for width in self.features[:-1]:
       x = act(nn.Dense(width)(x))
       if self.dropout > 0:
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = Dropout(self.dropout, deterministic=not train)(x)
     return _logits(nn.Dense(self.features[-1])(x))
 
 
@@ -159,12 +159,12 @@ class CNN(nn.Module):
       if (i + 1) % self.pool_every == 0 or i == n - 1:
         x = pool2d(x, self.pool_size, self.pool)
         if self.conv_dropout > 0:
-          x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
+          x = Dropout(self.conv_dropout, deterministic=not train)(x)
     x = _flatten(x)
     for width in self.dense_features:
       x = act(nn.Dense(width)(x))
       if self.dense_dropout > 0:
-        x = nn.Dropout(self.dense_dropout, deterministic=not train)(x)
+        x = Dropout(self.dense_dropout, deterministic=not train)(x)
     return _logits(nn.Dense(self.num_classes)(x))
 
 
@@ -234,5 +234,5 @@ class ResNet(nn.Module):
         x = ResidualBlock(features, stride=2 if j == 0 else 1)(x, train)
     x = jnp.mean(x, axis=(1, 2))
     if self.dropout > 0:
-      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      x = Dropout(self.dropout, deterministic=not train)(x)
     return _logits(nn.Dense(self.num_classes)(x))
