@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from experiment_data import write_tiny_mnist
@@ -86,9 +87,29 @@ def test_resnet_trains_with_batch_statistics(tiny, tmp_path):
                     "--precision", "bfloat16") == 0
   where, r = _published(out)
   assert r["config"]["resnet_features"] == [4, 8] and (where / "model_state.msgpack").is_file()
+  assert (r["config"]["optimizer"], r["config"]["lr"]) == ("sgd", 0.1)  # the ResNet's preset
   assert 0.0 <= r["test_accuracy"] <= 1.0
   programs = r["environment"]["compiler"]["programs"]["resnet"]
   assert programs["train"]["precision"] == programs["eval"]["precision"] == "bfloat16"
+
+
+@pytest.mark.parametrize("name", mnist.OPTIMIZERS)
+def test_optimizers_are_optax_with_the_logged_schedule(name):
+  """build_optimizer's updates equal optax's own Adam / Nesterov SGD on the same schedule."""
+  config = mnist.resolve(mnist.Config(optimizer=name, lr=0.1, epochs=4), "mlp")
+  tx = mnist.build_optimizer(config, steps_per_epoch=3)
+  schedule = optax.warmup_cosine_decay_schedule(0.0, 0.1, 3, 12)
+  ref = (optax.sgd(schedule, momentum=0.9, nesterov=True) if name == "sgd" else optax.adam(schedule))
+  params = {"w": jnp.array([1.0, -2.0, 3.0])}
+  state, ref_state, p, q = tx.init(params), ref.init(params), params, params
+  for i in range(6):
+    grad = {"w": jnp.array([0.5, -1.0, 2.0]) * (i + 1)}
+    u, state = tx.update(grad, state, p)
+    v, ref_state = ref.update(grad, ref_state, q)
+    p, q = optax.apply_updates(p, u), optax.apply_updates(q, v)
+    np.testing.assert_allclose(p["w"], q["w"], rtol=1e-5)  # float32 rounding (eager)
+    assert float(state.hyperparams["learning_rate"]) == pytest.approx(float(schedule(i)))
+  assert not np.allclose(p["w"], params["w"])
 
 
 def test_a_batch_larger_than_the_data_is_one_batch_and_said(tiny, tmp_path):
@@ -166,6 +187,7 @@ def checkpointed(tiny, tmp_path_factory):
     (["--max-train", "50"], "max_train"), (["--augmentation", "none"], "augmentation"),
     (["--l2", "0.01"], "l2"), (["--seed", "1"], "seed"), (["--val-fraction", "0.2"], "val_fraction"),
     (["--dropout", "0.5"], "dropout"), (["--schedule", "constant"], "schedule"),
+    (["--optimizer", "sgd"], "optimizer"),
 ])
 def test_resume_with_a_changed_setting_is_refused(tiny, checkpointed, tmp_path, capsys, change, name):
   out = tmp_path / "out"
