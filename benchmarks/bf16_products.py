@@ -3,10 +3,11 @@ this backend (issue 24): float32 products against "native" mixed products, in on
 
 A mixed product casts both operands to bfloat16 and asks XLA for a float32 result
 (``preferred_element_type``); its custom VJP does the same for the two backward products
-(the cotangent cast to bfloat16). This differs from ``precision="bfloat16"``
-(:mod:`jaxphys.mixed_precision`), which computes the whole model in bfloat16, bfloat16
-results included. Cases, each trained by ``jaxphys.fit`` (Adam, random data of the
-case's shape), the variants taking turns ``--repeats`` times, median epoch:
+(the cotangent cast to bfloat16): what ``precision="bfloat16"``
+(:mod:`jaxphys.mixed_precision`) does to every product of a model, here layer kind by
+layer kind through Flax's ``dot_general`` / ``conv_general_dilated`` hooks. Cases, each
+trained by ``jaxphys.fit`` (Adam, random data of the case's shape), the variants taking
+turns ``--repeats`` times, median epoch:
 
 * ``susy``: the SUSY deep network (18 -> 4 x 300 tanh -> 1), batches of 1024 and 100,
   its Dense layers float32 or mixed;

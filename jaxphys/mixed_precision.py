@@ -1,21 +1,23 @@
-"""Mixed precision: which dtype a model computes in, for any Flax model, in the trainer.
+"""Mixed precision: which dtype a model's products take, for any Flax model, in the trainer.
 
 A precision policy, in the spirit of DeepMind's jmp and Keras's mixed precision, names
-the dtype of the model's arithmetic; everything that accumulates over steps stays in
-float32:
+the dtype of the operands of the model's matrix products and convolutions; everything
+else stays in float32:
 
 * parameters, optimiser state, the loss, the metrics and the model's other collections
   (BatchNorm's running statistics) are float32;
-* the model's inputs and floating parameters are cast to the *compute* dtype on their
-  way into ``apply_fn``, so its matrix products and convolutions run in that dtype;
-  XLA accumulates bfloat16 products in float32 where the backend offers it;
-* the logits are cast back to float32 before the loss, and the gradients with respect
-  to the float32 parameters arrive in float32 through the casts.
+* every float32 matrix product and convolution of ``apply_fn`` (``dot_general``,
+  ``conv_general_dilated``, those in nested ``jit`` calls too) casts its two operands to
+  the *compute* dtype and returns float32 (``preferred_element_type``), so the sums
+  accumulate in float32; its two backward products do the same with the cotangent;
+* activations, biases, normalisations and the logits stay float32, and so do the
+  gradients with respect to the float32 parameters.
 
 ``precision="float32"`` (and ``None``, the default on every backend today) leaves the
-model exactly as it is; ``precision="bfloat16"`` computes in bfloat16. Pass the name to
-:func:`jaxphys.make_train_step`, :func:`jaxphys.make_eval_step` and
-:func:`jaxphys.predict`; no model needs changes.
+model exactly as it is; ``precision="bfloat16"`` takes bfloat16 operands. Pass the name
+to :func:`jaxphys.make_train_step`, :func:`jaxphys.make_eval_step` and
+:func:`jaxphys.predict`; no model needs changes. Products inside other higher-order
+primitives (``scan``, ``custom_jvp`` functions) run as the model wrote them.
 
 >>> import jax, optax, jaxphys as jp
 >>> model, tx = jp.MLP((8, 3)), optax.adam(1e-3)
@@ -34,6 +36,8 @@ from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
+
+from jaxphys import _mixed_products
 
 __all__ = ["PRECISIONS", "Policy", "get_policy", "cast_floating", "apply_in_precision"]
 
@@ -137,14 +141,14 @@ def cast_floating(tree: Any, dtype: Any) -> Any:
 
 
 def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy]]) -> Callable:
-  """``apply_fn`` (a Flax ``model.apply``) computing in ``precision``'s dtype.
+  """``apply_fn`` (a Flax ``model.apply``) with its products in ``precision``'s dtype.
 
   The returned function has ``apply_fn``'s signature ``(variables, x, *args,
-  **kwargs)``: ``variables["params"]`` and the floating leaves of ``x`` (``(batch,
-  ...)``) are cast to the compute dtype; the other collections (BatchNorm's
-  ``batch_stats``) are passed as they are. The outputs (logits, and with ``mutable=``
-  the updated collections) come back in float32, same shapes. With a float32 policy
-  ``apply_fn`` itself is returned.
+  **kwargs)``. Every float32 matrix product and convolution of ``apply_fn`` takes its
+  two operands in the compute dtype and returns float32 (the backward products
+  likewise, the cotangent cast to the compute dtype); parameters, inputs, activations,
+  the other collections (BatchNorm's ``batch_stats``) and the outputs stay float32, same
+  shapes. With a float32 policy ``apply_fn`` itself is returned.
 
   >>> import jax, jaxphys as jp
   >>> m = jp.MLP((4, 2))
@@ -155,12 +159,10 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
   policy = get_policy(precision)
   if policy.is_identity:
     return apply_fn
+  mixed = _mixed_products.with_mixed_products(apply_fn, policy.compute_dtype)
 
   @functools.wraps(apply_fn)
   def apply(variables, x, *args, **kwargs):
-    variables = dict(variables)
-    if "params" in variables:
-      variables["params"] = policy.cast_to_compute(variables["params"])
-    return policy.cast_to_output(apply_fn(variables, policy.cast_to_compute(x), *args, **kwargs))
+    return policy.cast_to_output(mixed(variables, x, *args, **kwargs))
 
   return apply

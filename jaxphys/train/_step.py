@@ -146,11 +146,12 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
     regularizer: ``params -> scalar`` penalty, or None.
     augment: ``(key, x) -> x`` on-device augmentation of the batch, or None.
     metrics_fn: ``(logits, labels, weight) -> dict`` of weighted batch means.
-    precision: the dtype the model computes in (:mod:`jaxphys.mixed_precision`):
-      ``"float32"``, ``"bfloat16"`` (inputs and parameters cast to bfloat16 on the way
-      into ``apply_fn``, logits cast back to float32 before ``loss_fn``; parameters,
-      optimiser state, model state, loss and metrics stay float32), or ``None``, the
-      backend's default (float32).
+    precision: the dtype of the operands of the model's products
+      (:mod:`jaxphys.mixed_precision`): ``"float32"``, ``"bfloat16"`` (every matrix
+      product and convolution of ``apply_fn``, forward and backward, from bfloat16
+      operands into float32; parameters, activations, optimiser state, model state,
+      logits, loss and metrics stay float32), or ``None``, the backend's default
+      (float32).
 
   Returns:
     ``step(state, batch, key)`` with ``batch = {"x": (B, ...), "y": (B, ...),
@@ -211,8 +212,8 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable,
   The model runs with ``train=False`` and the state's running values (BatchNorm);
   ``state_or_params`` is a :class:`TrainState` or bare parameters. Metrics are weighted
   means over ``batch["weight"]`` (default 1): ``loss`` and those of ``metrics_fn``,
-  float32 scalars. ``precision``: the dtype the model computes in, as in
-  :func:`make_train_step` (logits back in float32 before the loss).
+  float32 scalars. ``precision``: the dtype of the model's product operands, as in
+  :func:`make_train_step` (float32 logits).
 
   >>> import jax, optax, jaxphys as jp
   >>> model = jp.LogisticRegression()
@@ -240,8 +241,8 @@ def predict(apply_fn: Callable, state_or_params: Any, x: ArrayLike, *, batch_siz
 
   ``state_or_params``: a :class:`TrainState` (its running statistics are used) or bare
   parameters. Pure and jit-able (``batch_size`` and ``precision`` static); vmap it over
-  K runs. ``precision``: the dtype the model computes in, as in :func:`make_train_step`;
-  with ``"bfloat16"`` the logits are still returned in float32.
+  K runs. ``precision``: the dtype of the model's product operands, as in
+  :func:`make_train_step`; the logits are float32.
 
   >>> import jax, optax, jaxphys as jp
   >>> model = jp.SoftmaxRegression(3)

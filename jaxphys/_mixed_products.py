@@ -1,0 +1,110 @@
+"""Private: a function's matrix products and convolutions with low-precision operands and
+float32 results, forward and backward (used by :mod:`jaxphys.mixed_precision`).
+
+:func:`with_mixed_products` traces a function to a jaxpr and evaluates it again, replacing
+each float32 ``dot_general`` and ``conv_general_dilated`` by the same product of operands
+cast to the compute dtype with a float32 result (``preferred_element_type``). Their VJPs
+compute the two backward products the same way, the cotangent cast to the compute dtype.
+Everything else (elementwise operations, reductions, BatchNorm) stays float32. Products
+inside nested calls (``jit``) are rewritten too; those inside other higher-order primitives
+(``custom_jvp``, ``scan``, ...) run as traced.
+
+The backward products call JAX's own transpose rules (private to JAX, pinned by
+``tests/test_precision.py``), asking for a float32 result from low-precision operands.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax._src.lax import convolution as _conv
+from jax._src.lax import lax as _lax
+from jax.extend import core as _core
+from jax.extend.core import primitives as _prims
+
+F32 = jnp.dtype(jnp.float32)
+
+
+class _Float32Operand:
+  """What JAX's transpose rules read of the operand whose cotangent they compute."""
+
+  def __init__(self, like: jax.Array):
+    self.aval = jax.core.ShapedArray(like.shape, F32)
+    self.shape, self.ndim = like.shape, like.ndim
+
+
+def _product(transpose_lhs, transpose_rhs, forward):
+  """A custom-VJP product ``(x, y, params) -> float32`` with low-precision operands."""
+
+  @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+  def product(x, y, dtype, params):
+    return forward(x.astype(dtype), y.astype(dtype), **dict(params), preferred_element_type=F32)
+
+  def fwd(x, y, dtype, params):
+    x, y = x.astype(dtype), y.astype(dtype)
+    return forward(x, y, **dict(params), preferred_element_type=F32), (x, y)
+
+  def bwd(dtype, params, res, g):
+    x, y = res
+    kw = dict(params, precision=None, preferred_element_type=F32, out_sharding=None)
+    g = g.astype(dtype)
+    return (transpose_lhs(g, _Float32Operand(x), y, **kw),
+            transpose_rhs(g, x, _Float32Operand(y), **kw))
+
+  product.defvjp(fwd, bwd)
+  return product
+
+
+_dot = _product(_lax._dot_general_transpose_lhs, _lax._dot_general_transpose_rhs,
+                jax.lax.dot_general)
+_conv_product = _product(_conv._conv_general_dilated_transpose_lhs,
+                         _conv._conv_general_dilated_transpose_rhs, jax.lax.conv_general_dilated)
+
+# The parameters each product keeps (the others are set by the rewrite).
+_KEPT = {
+    _prims.dot_general_p: ("dimension_numbers",),
+    _prims.conv_general_dilated_p: ("window_strides", "padding", "lhs_dilation", "rhs_dilation",
+                                    "dimension_numbers", "feature_group_count", "batch_group_count"),
+}
+_PRODUCTS = {_prims.dot_general_p: _dot, _prims.conv_general_dilated_p: _conv_product}
+
+
+def with_mixed_products(fn: Callable, dtype: Any) -> Callable:
+  """``fn`` with its float32 products computed from ``dtype`` operands into float32.
+
+  Same signature, outputs and shapes as ``fn``; keyword arguments are passed through.
+  """
+  dtype = jnp.dtype(dtype)
+
+  @functools.wraps(fn)
+  def mixed(*args, **kwargs):
+    closed, shapes = jax.make_jaxpr(functools.partial(fn, **kwargs), return_shape=True)(*args)
+    out = _evaluate(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(args), dtype)
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), out)
+
+  return mixed
+
+
+def _evaluate(jaxpr, consts, args, dtype) -> list:
+  """Evaluates ``jaxpr`` (as ``jax.core.eval_jaxpr`` does) with the products rewritten."""
+  env = {}
+  read = lambda v: v.val if isinstance(v, _core.Literal) else env[v]
+  env.update(zip(jaxpr.constvars, consts))
+  env.update(zip(jaxpr.invars, args))
+  for eqn in jaxpr.eqns:
+    inputs = [read(v) for v in eqn.invars]
+    if eqn.primitive in _PRODUCTS and all(jnp.dtype(x.dtype) == F32 for x in inputs):
+      params = tuple((k, eqn.params[k]) for k in _KEPT[eqn.primitive])
+      outputs = [_PRODUCTS[eqn.primitive](*inputs, dtype, params)]
+    elif eqn.primitive.name in ("jit", "pjit"):
+      inner = eqn.params["jaxpr"]
+      outputs = _evaluate(inner.jaxpr, inner.consts, inputs, dtype)
+    else:
+      with eqn.ctx.manager:
+        outputs = eqn.primitive.bind(*inputs, **eqn.primitive.get_bind_params(eqn.params))
+      outputs = outputs if eqn.primitive.multiple_results else [outputs]
+    env.update(zip(eqn.outvars, outputs))
+  return [read(v) for v in jaxpr.outvars]
