@@ -7,7 +7,9 @@ cast to the compute dtype with a float32 result (``preferred_element_type``). Th
 compute the two backward products the same way, the cotangent cast to the compute dtype.
 Everything else (elementwise operations, reductions, BatchNorm) stays float32. Products
 inside nested calls (``jit``) are rewritten too; those inside other higher-order primitives
-(``custom_jvp``, ``scan``, ...) run as traced.
+(``custom_jvp``, ``scan``, ``remat``, ...) run as traced. The products are ``custom_vjp``
+functions: reverse-mode derivatives of any order work, forward mode (``jax.jvp``,
+``jax.jacfwd``) does not.
 
 The backward products call JAX's own transpose rules (private to JAX, pinned by
 ``tests/test_precision.py``), asking for a float32 result from low-precision operands.
@@ -20,6 +22,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax._src.lax import convolution as _conv
 from jax._src.lax import lax as _lax
 from jax.extend import core as _core
@@ -75,14 +78,26 @@ _PRODUCTS = {_prims.dot_general_p: _dot, _prims.conv_general_dilated_p: _conv_pr
 def with_mixed_products(fn: Callable, dtype: Any) -> Callable:
   """``fn`` with its float32 products computed from ``dtype`` operands into float32.
 
-  Same signature, outputs and shapes as ``fn``; keyword arguments are passed through.
+  Same signature, outputs and shapes as ``fn``. The array leaves of the positional
+  arguments are traced; their other leaves (``train=True``) and the keyword arguments
+  reach ``fn`` as they are.
   """
   dtype = jnp.dtype(dtype)
 
   @functools.wraps(fn)
   def mixed(*args, **kwargs):
-    closed, shapes = jax.make_jaxpr(functools.partial(fn, **kwargs), return_shape=True)(*args)
-    out = _evaluate(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(args), dtype)
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    traced = [i for i, leaf in enumerate(leaves) if isinstance(leaf, (jax.Array, np.ndarray))]
+
+    def on_arrays(*arrays):  # other leaves (train=True, names) stay Python values
+      full = list(leaves)
+      for i, a in zip(traced, arrays):
+        full[i] = a
+      return fn(*jax.tree_util.tree_unflatten(tree, full), **kwargs)
+
+    arrays = [leaves[i] for i in traced]
+    closed, shapes = jax.make_jaxpr(on_arrays, return_shape=True)(*arrays)
+    out = _evaluate(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(arrays), dtype)
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), out)
 
   return mixed
@@ -96,7 +111,8 @@ def _evaluate(jaxpr, consts, args, dtype) -> list:
   env.update(zip(jaxpr.invars, args))
   for eqn in jaxpr.eqns:
     inputs = [read(v) for v in eqn.invars]
-    if eqn.primitive in _PRODUCTS and all(jnp.dtype(x.dtype) == F32 for x in inputs):
+    if (eqn.primitive in _PRODUCTS and all(jnp.dtype(x.dtype) == F32 for x in inputs)
+        and eqn.params.get("preferred_element_type") in (None, F32)):
       params = tuple((k, eqn.params[k]) for k in _KEPT[eqn.primitive])
       outputs = [_PRODUCTS[eqn.primitive](*inputs, dtype, params)]
     elif eqn.primitive.name in ("jit", "pjit"):

@@ -17,7 +17,9 @@ else stays in float32:
 model exactly as it is; ``precision="bfloat16"`` takes bfloat16 operands. Pass the name
 to :func:`jaxphys.make_train_step`, :func:`jaxphys.make_eval_step` and
 :func:`jaxphys.predict`; no model needs changes. Products inside other higher-order
-primitives (``scan``, ``custom_jvp`` functions) run as the model wrote them.
+primitives (``scan``, ``remat``, ``custom_jvp`` functions) run as the model wrote them.
+The bfloat16 products support reverse-mode derivatives of any order, not forward mode
+(``jax.jvp``, ``jax.jacfwd``): take those in float32.
 
 >>> import jax, optax, jaxphys as jp
 >>> model, tx = jp.MLP((8, 3)), optax.adam(1e-3)

@@ -15,7 +15,7 @@ import optax
 import pytest
 
 import jaxphys as jp
-from jaxphys import mixed_precision as mp
+from jaxphys import _mixed_products, mixed_precision as mp
 
 BF16_RTOL = 2e-2   # ||bf16 - f32|| / ||f32||, per array
 F32_RTOL = 1e-6
@@ -133,6 +133,25 @@ def test_only_products_are_rounded_the_rest_stays_float32():
   want = h @ _round(p["Dense_2"]["kernel"]) + p["Dense_2"]["bias"]
   got = mp.apply_in_precision(model.apply, "bfloat16")(variables, x)
   assert got.dtype == jnp.float32 and _rel(got, want) <= 1e-6
+
+
+def test_python_arguments_stay_python_and_other_products_are_left_alone():
+  """Positional flags (``train``) reach the model as Python values; a product that asks for
+  a bfloat16 result, or has bfloat16 operands, is not rewritten."""
+  model = jp.MLP((16, 4), dropout=0.5)
+  x, _ = _data((8,), n=6)
+  v = model.init(jax.random.key(0), x)
+  rngs = {"dropout": jax.random.key(1)}
+  got = mp.apply_in_precision(model.apply, "bfloat16")(v, x, True, rngs=rngs)
+  want = model.apply(v, x, True, rngs=rngs)
+  assert got.dtype == jnp.float32 and 1e-6 < _rel(got, want) <= BF16_RTOL
+  assert ((got == 0) == (want == 0)).all()  # the same dropout mask
+  f = lambda a, b: (jax.lax.dot(a, a, preferred_element_type=jnp.bfloat16) + b, a @ b.astype(a.dtype))
+  a, b = jnp.ones((4, 4)), jnp.ones((4, 4), jnp.bfloat16)
+  out = _mixed_products.with_mixed_products(f, jnp.bfloat16)(a, b)  # (the policy casts outputs)
+  assert out[0].dtype == jnp.bfloat16 and out[1].dtype == jnp.float32
+  assert _product_dtypes(_mixed_products.with_mixed_products(f, jnp.bfloat16), a, b) == {
+      "float32", "bfloat16"}  # the first product kept its float32 operands
 
 
 def _product_dtypes(fn, *args) -> set:

@@ -32,9 +32,11 @@ from jaxphys.experiments.runner import (data_identity, open_run, resume_record, 
 MODELS = ("softmax", "mlp", "cnn", "resnet")
 AUGMENTATIONS = ("none", "shift", "full")
 OPTIMIZERS = ("adam", "sgd")
+# The peak learning rate of an optimizer other than the model's preset (without --lr).
+OPTIMIZER_LR = {"adam": 1e-3, "sgd": 0.1}
 # Per-model defaults of the settings left at None; "resnet" is tuned for MNIST-5k (issue 21):
-# Nesterov SGD, as ResNets are trained (He et al. 2016), and batches of 64 generalise better
-# there than Adam and 128 (README, "The ResNet target").
+# Nesterov SGD, as ResNets are trained (He et al. 2016), generalises better there than Adam;
+# batches of 64 are the preset (README, "The ResNet target").
 PRESETS = {
     "softmax": dict(batch_size=128, epochs=30, optimizer="adam", lr=5e-3,
                     augmentation="shift", dropout=0.0, l2=0.0),
@@ -66,7 +68,9 @@ class Config(base.TrainingConfig):
   batch_size: Optional[int] = base.setting(None, "examples per training step (a batch larger than "
                                            "the training data becomes one batch of all of it)",
                                            low=1, high=base.MAX_COUNT)
-  optimizer: Optional[str] = base.setting(None, "adam, or sgd (Nesterov momentum 0.9)",
+  optimizer: Optional[str] = base.setting(None, "adam, or sgd (Nesterov momentum 0.9); "
+                                         "without --lr, another optimizer than the model's "
+                                         "preset takes its own rate (adam 0.001, sgd 0.1)",
                                          choices=OPTIMIZERS)
   lr: Optional[float] = base.setting(None, "peak learning rate", low=0.0, low_open=True)
   schedule: str = base.setting("cosine", "learning-rate schedule after the warm-up (with "
@@ -88,12 +92,17 @@ class Config(base.TrainingConfig):
 
 
 def resolve(config: Config, model: str, augmentation: Optional[str] = None) -> Config:
-  """``config`` for one ``model`` with every ``None`` setting taken from its preset.
+  """``config`` for one ``model`` with every ``None`` setting taken from its preset; an
+  optimizer other than the preset's, without ``lr``, gets ``OPTIMIZER_LR``'s rate.
 
   >>> resolve(Config(lr=0.01), "mlp").dropout, resolve(Config(lr=0.01), "mlp").lr
   (0.2, 0.01)
+  >>> resolve(Config(optimizer="adam"), "resnet").lr, resolve(Config(optimizer="sgd"), "cnn").lr
+  (0.001, 0.1)
   """
   preset = dict(PRESETS[model])
+  if config.optimizer not in (None, preset["optimizer"]):
+    preset["lr"] = OPTIMIZER_LR[config.optimizer]
   if config.augment:
     preset["augmentation"] = "full"
   chosen = {"augmentation": augmentation} if augmentation and not config.augment else {}
