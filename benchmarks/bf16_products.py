@@ -5,9 +5,8 @@ A mixed product casts both operands to bfloat16 and asks XLA for a float32 resul
 (``preferred_element_type``); its custom VJP does the same for the two backward products
 (the cotangent cast to bfloat16): what ``precision="bfloat16"``
 (:mod:`jaxphys.mixed_precision`) does to every product of a model, here layer kind by
-layer kind through Flax's ``dot_general`` / ``conv_general_dilated`` hooks. Cases, each
-trained by ``jaxphys.fit`` (Adam, random data of the case's shape), the variants taking
-turns ``--repeats`` times, median epoch:
+layer kind. Cases, each trained by ``jaxphys.fit`` (Adam, random data of the case's
+shape), the variants taking turns ``--repeats`` times, median epoch:
 
 * ``susy``: the SUSY deep network (18 -> 4 x 300 tanh -> 1), batches of 1024 and 100,
   its Dense layers float32 or mixed;
@@ -16,14 +15,13 @@ turns ``--repeats`` times, median epoch:
 
     python benchmarks/bf16_products.py [--cases susy cnn] [--repeats 3]
 
-The convolution's backward products call JAX's private transpose rules (with a
-float32 result); this is a measurement, not library code.
+The products are the library's own (``jaxphys._mixed_products``), placed layer by layer
+through Flax's hooks instead of rewriting the whole model.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 
 import flax.linen as nn
@@ -31,68 +29,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax._src.lax import convolution as _conv
 
 import jaxphys as jp
-from jaxphys import _layers
+from jaxphys import _layers, _mixed_products
 
-BF16, F32 = jnp.bfloat16, jnp.float32
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _mixed_dot(lhs, rhs, dims):
-  return jax.lax.dot_general(lhs.astype(BF16), rhs.astype(BF16), dims, preferred_element_type=F32)
-
-
-def _mixed_dot_fwd(lhs, rhs, dims):
-  return _mixed_dot(lhs, rhs, dims), (lhs.astype(BF16), rhs.astype(BF16))
-
-
-def _mixed_dot_bwd(dims, res, g):  # Dense: (B, I) @ (I, O)
-  lhs, rhs = res
-  g = g.astype(BF16)
-  return (jax.lax.dot_general(g, rhs, (((1,), (1,)), ((), ())), preferred_element_type=F32),
-          jax.lax.dot_general(lhs, g, (((0,), (0,)), ((), ())), preferred_element_type=F32))
-
-
-_mixed_dot.defvjp(_mixed_dot_fwd, _mixed_dot_bwd)
+BF16 = jnp.bfloat16
 
 
 def mixed_dot_general(lhs, rhs, dims, precision=None, preferred_element_type=None, **_):
-  """``flax.linen.Dense(dot_general=...)``: bfloat16 operands, float32 result."""
-  return _mixed_dot(lhs, rhs, dims)
-
-
-class _F32Shape:  # what JAX's transpose rules read of the operand they produce
-  def __init__(self, shape):
-    self.aval = jax.core.ShapedArray(shape, F32)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _mixed_conv(lhs, rhs, params):
-  return jax.lax.conv_general_dilated(lhs.astype(BF16), rhs.astype(BF16), **dict(params),
-                                      preferred_element_type=F32)
-
-
-def _mixed_conv_fwd(lhs, rhs, params):
-  return _mixed_conv(lhs, rhs, params), (lhs.astype(BF16), rhs.astype(BF16))
-
-
-def _mixed_conv_bwd(params, res, g):
-  lhs, rhs = res
-  kw = dict(params, precision=None, preferred_element_type=F32, out_sharding=None)
-  g = g.astype(BF16)
-  return (_conv._conv_general_dilated_transpose_lhs(g, _F32Shape(lhs.shape), rhs, **kw),
-          _conv._conv_general_dilated_transpose_rhs(g, lhs, _F32Shape(rhs.shape), **kw))
-
-
-_mixed_conv.defvjp(_mixed_conv_fwd, _mixed_conv_bwd)
+  """``flax.linen.Dense(dot_general=...)``: the product ``precision="bfloat16"`` uses."""
+  return _mixed_products._dot(lhs, rhs, BF16, (("dimension_numbers", dims),))
 
 
 def mixed_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
                                rhs_dilation=None, dimension_numbers=None,
                                feature_group_count=1, precision=None, **_):
-  """``flax.linen.Conv(conv_general_dilated=...)``: bfloat16 operands, float32 result."""
+  """``flax.linen.Conv(conv_general_dilated=...)``: the convolution ``precision="bfloat16"``
+  uses, its parameters in the form a traced ``conv_general_dilated`` has them."""
   dn = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
   n = len(window_strides)
   if isinstance(padding, str):
@@ -101,7 +54,7 @@ def mixed_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=N
   params = dict(window_strides=tuple(window_strides), padding=tuple(map(tuple, padding)),
                 lhs_dilation=tuple(lhs_dilation or (1,) * n), rhs_dilation=tuple(rhs_dilation or (1,) * n),
                 dimension_numbers=dn, feature_group_count=feature_group_count, batch_group_count=1)
-  return _mixed_conv(lhs, rhs, tuple(sorted(params.items())))
+  return _mixed_products._conv_product(lhs, rhs, BF16, tuple(params.items()))
 
 
 class SusyNet(nn.Module):

@@ -54,14 +54,14 @@ _DEFAULT = {}
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-  """The dtypes of one precision: where parameters live, where the model computes,
-  and what comes out of it.
+  """The dtypes of one precision: where parameters live, what the model's products
+  take, and what comes out of the model.
 
   Attributes:
     name: ``"float32"`` or ``"bfloat16"``.
     param_dtype: dtype of the parameters, optimiser state and model state (float32).
-    compute_dtype: dtype the model's inputs and floating parameters are cast to.
-    output_dtype: dtype the model's outputs are cast to before the loss (float32).
+    compute_dtype: dtype the operands of the model's products are cast to.
+    output_dtype: dtype of the model's outputs, as the loss sees them (float32).
 
   >>> p = get_policy("bfloat16")
   >>> p.compute_dtype, p.output_dtype

@@ -15,7 +15,7 @@ import pytest
 
 from experiment_data import write_tiny_mnist
 from jaxphys.checkpoint import load_model, load_params
-from jaxphys.experiments import mnist, quickstart, susy
+from jaxphys.experiments import base, mnist, quickstart, susy
 from jaxphys.experiments.susy_models import build_network
 from jaxphys.runs import published_results
 
@@ -93,7 +93,7 @@ def test_resnet_trains_with_batch_statistics(tiny, tmp_path):
   assert programs["train"]["precision"] == programs["eval"]["precision"] == "bfloat16"
 
 
-@pytest.mark.parametrize("name", mnist.OPTIMIZERS)
+@pytest.mark.parametrize("name", base.OPTIMIZERS)
 def test_optimizers_are_optax_with_the_logged_schedule(name):
   """build_optimizer's updates equal optax's own Adam / Nesterov SGD on the same schedule."""
   config = mnist.resolve(mnist.Config(optimizer=name, lr=0.1, epochs=4), "mlp")

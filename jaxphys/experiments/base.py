@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+import optax
+
+from jaxphys.mixed_precision import PRECISIONS
 
 __all__ = ["setting", "BaseConfig", "TrainingConfig", "check", "make_parser", "from_args",
            "check_out", "check_memory", "UsageError", "ArgumentParser", "memory_bytes",
@@ -77,9 +80,29 @@ class TrainingConfig(BaseConfig):
                                   "checkpoints unless --resume)", low=0, high=MAX_COUNT)
   resume: bool = setting(False, "continue the run checkpointed in --out; refused if a setting "
                          "that changes the computation differs")
-  precision: str = setting("float32", "dtype the networks compute in (jaxphys.mixed_precision; "
-                           "parameters, optimiser state and loss stay float32)",
-                           choices=("float32", "bfloat16"))
+  precision: str = setting("float32", "dtype of the operands of the networks' matrix products "
+                           "and convolutions, which sum in float32 (jaxphys.mixed_precision; "
+                           "everything else stays float32)", choices=PRECISIONS)
+
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def optimizer(name: str, schedule: optax.Schedule) -> optax.GradientTransformation:
+  """Adam (``"adam"``) or SGD with Nesterov momentum 0.9 (``"sgd"``) at ``schedule``'s
+  rate, which the state carries (``optax.inject_hyperparams``) so that the history and
+  the loggers record it.
+
+  >>> float(optimizer("sgd", optax.constant_schedule(0.1)).init({"w": np.zeros(2)})
+  ...       .hyperparams["learning_rate"])
+  0.1
+  """
+  if name == "sgd":
+    return optax.inject_hyperparams(optax.sgd, static_args=("momentum", "nesterov"))(
+        learning_rate=schedule, momentum=0.9, nesterov=True)
+  if name != "adam":
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+  return optax.inject_hyperparams(optax.adam)(learning_rate=schedule)
 
 
 def check(config: Any) -> None:

@@ -31,7 +31,6 @@ from jaxphys.experiments.runner import (data_identity, open_run, resume_record, 
 
 MODELS = ("softmax", "mlp", "cnn", "resnet")
 AUGMENTATIONS = ("none", "shift", "full")
-OPTIMIZERS = ("adam", "sgd")
 # The peak learning rate of an optimizer other than the model's preset (without --lr).
 OPTIMIZER_LR = {"adam": 1e-3, "sgd": 0.1}
 # Per-model defaults of the settings left at None; "resnet" is tuned for MNIST-5k (issue 21):
@@ -68,10 +67,10 @@ class Config(base.TrainingConfig):
   batch_size: Optional[int] = base.setting(None, "examples per training step (a batch larger than "
                                            "the training data becomes one batch of all of it)",
                                            low=1, high=base.MAX_COUNT)
-  optimizer: Optional[str] = base.setting(None, "adam, or sgd (Nesterov momentum 0.9); "
-                                         "without --lr, another optimizer than the model's "
-                                         "preset takes its own rate (adam 0.001, sgd 0.1)",
-                                         choices=OPTIMIZERS)
+  optimizer: Optional[str] = base.setting(
+      None, "adam, or sgd (Nesterov momentum 0.9); without --lr, another optimizer than the "
+      "model's preset takes its own rate (" + ", ".join(f"{k} {v:g}" for k, v in OPTIMIZER_LR.items())
+      + ")", choices=base.OPTIMIZERS)
   lr: Optional[float] = base.setting(None, "peak learning rate", low=0.0, low_open=True)
   schedule: str = base.setting("cosine", "learning-rate schedule after the warm-up (with "
                                "'constant', --resume may add epochs)", choices=("cosine", "constant"))
@@ -163,10 +162,7 @@ def build_optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTrans
         [optax.linear_schedule(0.0, config.lr, warmup), optax.constant_schedule(config.lr)], [warmup])
   else:
     schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, warmup, max(total, warmup + 1))
-  if config.optimizer == "sgd":
-    return optax.inject_hyperparams(optax.sgd, static_args=("momentum", "nesterov"))(
-        learning_rate=schedule, momentum=0.9, nesterov=True)
-  return optax.inject_hyperparams(optax.adam)(learning_rate=schedule)
+  return base.optimizer(config.optimizer, schedule)
 
 
 def allowed_changes(config: Config) -> tuple:

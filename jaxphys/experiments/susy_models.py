@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 import jaxphys as jp
+from jaxphys.experiments import base
 
 if TYPE_CHECKING:
   from jaxphys.experiments.susy import Config
@@ -97,16 +98,6 @@ def network_bytes(name: str, config: Config, n_features: int = 18) -> float:
   return config.seeds * 4.0 * (4 * params + 3 * config.batch_size * sum(widths))
 
 
-def _optimizer(net: Network, steps: int) -> optax.GradientTransformation:
-  """Adam or Nesterov SGD with a cosine-decaying rate, which the state carries
-  (``optax.inject_hyperparams``) so that the history and the loggers record it."""
-  schedule = optax.cosine_decay_schedule(net.lr, max(steps, 1))
-  if net.optimizer == "sgd":
-    return optax.inject_hyperparams(optax.sgd, static_args=("momentum", "nesterov"))(
-        learning_rate=schedule, momentum=0.9, nesterov=True)
-  return optax.inject_hyperparams(optax.adam)(learning_rate=schedule)
-
-
 def train_network(name: str, config: Config, splits: dict, key: jax.Array,
                   callbacks: Sequence[jp.callbacks.Callback]) -> tuple[dict, dict]:
   """``config.seeds`` runs of ``name`` trained as one vmapped run; returns the scores
@@ -124,7 +115,9 @@ def train_network(name: str, config: Config, splits: dict, key: jax.Array,
   (x, y), valid = splits["train"], splits["valid"]
   net, model = build_network(name, config, n_train=len(x))
   batch = min(config.batch_size, len(x))
-  tx = _optimizer(net, net.epochs * -(-len(x) // batch))
+  # Adam or Nesterov SGD, the rate decaying over the run (logged: base.optimizer)
+  steps = net.epochs * -(-len(x) // batch)
+  tx = base.optimizer(net.optimizer, optax.cosine_decay_schedule(net.lr, max(steps, 1)))
   init_key, fit_key = jax.random.split(key)
   penalty = jp.l1 if name == "logreg" and config.logreg_penalty == "l1" else jp.l2
   state = jp.create_train_states(jax.random.split(init_key, config.seeds), model, tx, x[:1],

@@ -14,8 +14,9 @@ The pieces compose without knowing each other:
 ``(state, batch, key) -> (state, metrics)``; :func:`make_train_epoch` into a compiled
 epoch over device-resident data for a loop of your own; :func:`fit` runs those epochs
 with :mod:`jaxphys.callbacks`. ``precision="bfloat16"`` (:func:`make_train_step`,
-:func:`make_eval_step`, :func:`predict`) runs any model in bfloat16 with float32
-parameters, optimiser state and loss (:mod:`jaxphys.mixed_precision`). A state whose leaves carry a leading axis of ``K`` runs
+:func:`make_eval_step`, :func:`predict`) runs any model's matrix products and
+convolutions on bfloat16 operands with float32 sums, everything else in float32
+(:mod:`jaxphys.mixed_precision`). A state whose leaves carry a leading axis of ``K`` runs
 (:func:`create_train_states`) trains all runs as one vmapped program: different seeds,
 regularisation strengths or (with ``optax.inject_hyperparams``) learning rates.
 
