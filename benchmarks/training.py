@@ -470,7 +470,8 @@ def run_alone(case: Case, framework: str, epochs: int, threads: int, scale: floa
               "torch": lambda: torch_epoch(case, x, y, threads, precision),
               "keras": lambda: keras_epoch(case, x, y, threads, precision)}
     epoch, info = makers[framework]()
-    r = {"seconds": _timed_epochs(epoch, epochs), **info}
+    epoch()  # untimed warm-up; then each epoch's own timing, as in the turns of run_case
+    r = {"seconds": [epoch() for _ in range(epochs)], **info}
   return {**r, "examples_per_second": len(x) / statistics.median(r["seconds"])}
 
 

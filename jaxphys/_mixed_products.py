@@ -1,15 +1,20 @@
-"""Private: a function's matrix products and convolutions with low-precision operands and
-float32 results, forward and backward (used by :mod:`jaxphys.mixed_precision`).
+"""Private: a function's matrix products and convolutions rewritten, forward and backward
+(used by :mod:`jaxphys.mixed_precision`), for two reasons that may come together:
 
-:func:`with_mixed_products` traces a function to a jaxpr and evaluates it again, replacing
-each float32 ``dot_general`` and ``conv_general_dilated`` by the same product of operands
-cast to the compute dtype with a float32 result (``preferred_element_type``). Their VJPs
-compute the two backward products the same way, the cotangent cast to the compute dtype.
-Everything else (elementwise operations, reductions, BatchNorm) stays float32. Products
-inside nested calls (``jit``) are rewritten too; those inside other higher-order primitives
-(``custom_jvp``, ``scan``, ``remat``, ...) run as traced. The products are ``custom_vjp``
-functions: reverse-mode derivatives of any order work, forward mode (``jax.jvp``,
-``jax.jacfwd``) does not.
+* low precision: each float32 ``dot_general`` and ``conv_general_dilated`` becomes the
+  same product of operands cast to the compute dtype with a float32 result
+  (``preferred_element_type``). Their VJPs compute the two backward products the same
+  way, the cotangent cast to the compute dtype. Everything else (elementwise operations,
+  reductions, BatchNorm) stays float32;
+* oneDNN: on the CPU backend, each supported 2-D convolution and its input gradient run
+  through :mod:`jaxphys._onednn` instead of XLA's convolution.
+
+:func:`with_products` traces a function to a jaxpr and evaluates it again with those
+replacements. Products inside nested calls (``jit``) are rewritten too; those inside
+other higher-order primitives (``custom_jvp``, ``scan``, ``remat``, ...) run as traced.
+The low-precision products are ``custom_vjp`` functions: reverse-mode derivatives of any
+order work, forward mode (``jax.jvp``, ``jax.jacfwd``) does not. The float32 oneDNN
+convolution is an ordinary bilinear primitive: both modes work.
 
 The backward products call JAX's own transpose rules (private to JAX, pinned by
 ``tests/test_precision.py``), asking for a float32 result from low-precision operands.
@@ -18,7 +23,7 @@ The backward products call JAX's own transpose rules (private to JAX, pinned by
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +32,8 @@ from jax._src.lax import convolution as _conv
 from jax._src.lax import lax as _lax
 from jax.extend import core as _core
 from jax.extend.core import primitives as _prims
+
+from jaxphys import _onednn
 
 F32 = jnp.dtype(jnp.float32)
 
@@ -61,10 +68,20 @@ def _product(transpose_lhs, transpose_rhs, forward):
   return product
 
 
+def _onednn_forward(lhs, rhs, *, padding, dimension_numbers, preferred_element_type=None, **unused):
+  return _onednn.conv(lhs, rhs, padding, dimension_numbers, preferred_element_type)
+
+
+def _onednn_transpose_lhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
+  return _onednn.transpose_lhs(g, lhs, rhs, padding=padding, dimension_numbers=dimension_numbers)
+
+
 _dot = _product(_lax._dot_general_transpose_lhs, _lax._dot_general_transpose_rhs,
                 jax.lax.dot_general)
 _conv_product = _product(_conv._conv_general_dilated_transpose_lhs,
                          _conv._conv_general_dilated_transpose_rhs, jax.lax.conv_general_dilated)
+_onednn_conv_product = _product(_onednn_transpose_lhs, _conv._conv_general_dilated_transpose_rhs,
+                                _onednn_forward)
 
 # The parameters each product keeps (the others are set by the rewrite).
 _KEPT = {
@@ -72,11 +89,11 @@ _KEPT = {
     _prims.conv_general_dilated_p: ("window_strides", "padding", "lhs_dilation", "rhs_dilation",
                                     "dimension_numbers", "feature_group_count", "batch_group_count"),
 }
-_PRODUCTS = {_prims.dot_general_p: _dot, _prims.conv_general_dilated_p: _conv_product}
 
 
-def with_mixed_products(fn: Callable, dtype: Any) -> Callable:
-  """``fn`` with its float32 products computed from ``dtype`` operands into float32.
+def with_products(fn: Callable, dtype: Any, onednn: bool = False) -> Callable:
+  """``fn`` with its float32 products computed from ``dtype`` operands into float32,
+  and (``onednn``) its supported convolutions through oneDNN.
 
   Same signature, outputs and shapes as ``fn``. The array leaves of the positional
   arguments are traced; their other leaves (``train=True``) and the keyword arguments
@@ -85,7 +102,7 @@ def with_mixed_products(fn: Callable, dtype: Any) -> Callable:
   dtype = jnp.dtype(dtype)
 
   @functools.wraps(fn)
-  def mixed(*args, **kwargs):
+  def rewritten(*args, **kwargs):
     leaves, tree = jax.tree_util.tree_flatten(args)
     traced = [i for i, leaf in enumerate(leaves) if isinstance(leaf, (jax.Array, np.ndarray))]
 
@@ -97,27 +114,42 @@ def with_mixed_products(fn: Callable, dtype: Any) -> Callable:
 
     arrays = [leaves[i] for i in traced]
     closed, shapes = jax.make_jaxpr(on_arrays, return_shape=True)(*arrays)
-    out = _evaluate(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(arrays), dtype)
+    replace = functools.partial(_replacement, dtype=dtype, onednn=onednn)
+    out = _evaluate(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(arrays), replace)
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), out)
 
-  return mixed
+  return rewritten
 
 
-def _evaluate(jaxpr, consts, args, dtype) -> list:
-  """Evaluates ``jaxpr`` (as ``jax.core.eval_jaxpr`` does) with the products rewritten."""
+def _replacement(eqn, inputs, dtype, onednn) -> Optional[Callable]:
+  """What computes ``eqn`` instead (a function of ``inputs``), or ``None`` to keep it."""
+  if (eqn.primitive not in _KEPT or any(jnp.dtype(x.dtype) != F32 for x in inputs)
+      or eqn.params.get("preferred_element_type") not in (None, F32)):
+    return None
+  params = tuple((k, eqn.params[k]) for k in _KEPT[eqn.primitive])
+  is_conv = eqn.primitive is _prims.conv_general_dilated_p
+  fast = onednn and is_conv and _onednn.supported(eqn.params, inputs[0].shape, inputs[1].shape)
+  if dtype == F32:
+    return (lambda x, y: _onednn_forward(x, y, **dict(params))) if fast else None
+  product = _onednn_conv_product if fast else _conv_product if is_conv else _dot
+  return lambda x, y: product(x, y, dtype, params)
+
+
+def _evaluate(jaxpr, consts, args, replace) -> list:
+  """Evaluates ``jaxpr`` (as ``jax.core.eval_jaxpr`` does), each equation for which
+  ``replace(eqn, inputs)`` gives a function computed by that function."""
   env = {}
   read = lambda v: v.val if isinstance(v, _core.Literal) else env[v]
   env.update(zip(jaxpr.constvars, consts))
   env.update(zip(jaxpr.invars, args))
   for eqn in jaxpr.eqns:
     inputs = [read(v) for v in eqn.invars]
-    if (eqn.primitive in _PRODUCTS and all(jnp.dtype(x.dtype) == F32 for x in inputs)
-        and eqn.params.get("preferred_element_type") in (None, F32)):
-      params = tuple((k, eqn.params[k]) for k in _KEPT[eqn.primitive])
-      outputs = [_PRODUCTS[eqn.primitive](*inputs, dtype, params)]
+    instead = replace(eqn, inputs)
+    if instead is not None:
+      outputs = [instead(*inputs)]
     elif eqn.primitive.name in ("jit", "pjit"):
       inner = eqn.params["jaxpr"]
-      outputs = _evaluate(inner.jaxpr, inner.consts, inputs, dtype)
+      outputs = _evaluate(inner.jaxpr, inner.consts, inputs, replace)
     else:
       with eqn.ctx.manager:
         outputs = eqn.primitive.bind(*inputs, **eqn.primitive.get_bind_params(eqn.params))

@@ -39,7 +39,7 @@ from typing import Any, Callable, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jaxphys import _mixed_products
+from jaxphys import _mixed_products, _onednn
 
 __all__ = ["PRECISIONS", "Policy", "get_policy", "cast_floating", "apply_in_precision"]
 
@@ -150,7 +150,10 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
   two operands in the compute dtype and returns float32 (the backward products
   likewise, the cotangent cast to the compute dtype); parameters, inputs, activations,
   the other collections (BatchNorm's ``batch_stats``) and the outputs stay float32, same
-  shapes. With a float32 policy ``apply_fn`` itself is returned.
+  shapes. On the CPU backend its 2-D convolutions (stride 1, no dilation, one group) and
+  their input gradients run through oneDNN, in every precision (a private detail of the
+  backend, equal to XLA's convolution to float32 rounding; ``JAXPHYS_ONEDNN=0`` turns it
+  off). With a float32 policy and nothing to rewrite, ``apply_fn`` itself is returned.
 
   >>> import jax, jaxphys as jp
   >>> m = jp.MLP((4, 2))
@@ -159,9 +162,10 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
   dtype('float32')
   """
   policy = get_policy(precision)
-  if policy.is_identity:
+  onednn = _onednn.enabled()
+  if policy.is_identity and not onednn:
     return apply_fn
-  mixed = _mixed_products.with_mixed_products(apply_fn, policy.compute_dtype)
+  mixed = _mixed_products.with_products(apply_fn, policy.compute_dtype, onednn=onednn)
 
   @functools.wraps(apply_fn)
   def apply(variables, x, *args, **kwargs):

@@ -15,7 +15,7 @@ import optax
 import pytest
 
 import jaxphys as jp
-from jaxphys import _mixed_products, mixed_precision as mp
+from jaxphys import _mixed_products, _onednn, mixed_precision as mp
 
 BF16_RTOL = 2e-2   # ||bf16 - f32|| / ||f32||, per array
 F32_RTOL = 1e-6
@@ -148,9 +148,9 @@ def test_python_arguments_stay_python_and_other_products_are_left_alone():
   assert ((got == 0) == (want == 0)).all()  # the same dropout mask
   f = lambda a, b: (jax.lax.dot(a, a, preferred_element_type=jnp.bfloat16) + b, a @ b.astype(a.dtype))
   a, b = jnp.ones((4, 4)), jnp.ones((4, 4), jnp.bfloat16)
-  out = _mixed_products.with_mixed_products(f, jnp.bfloat16)(a, b)  # (the policy casts outputs)
+  out = _mixed_products.with_products(f, jnp.bfloat16)(a, b)  # (the policy casts outputs)
   assert out[0].dtype == jnp.bfloat16 and out[1].dtype == jnp.float32
-  assert _product_dtypes(_mixed_products.with_mixed_products(f, jnp.bfloat16), a, b) == {
+  assert _product_dtypes(_mixed_products.with_products(f, jnp.bfloat16), a, b) == {
       "float32", "bfloat16"}  # the first product kept its float32 operands
 
 
@@ -160,7 +160,7 @@ def _product_dtypes(fn, *args) -> set:
 
   def visit(jaxpr):
     for eqn in jaxpr.eqns:
-      if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+      if eqn.primitive.name in ("dot_general", "conv_general_dilated", _onednn.conv_p.name):
         found.update(str(v.aval.dtype) for v in eqn.invars)
       for p in eqn.params.values():
         for sub in p if isinstance(p, (tuple, list)) else (p,):
@@ -307,7 +307,7 @@ def test_a_wrong_precision_is_one_line_naming_the_argument(bad):
     assert "\n" not in message and message.startswith("precision must be") and "'bfloat16'" in message
 
 
-def test_policy_names_and_casts():
+def test_policy_names_and_casts(monkeypatch):
   assert mp.PRECISIONS == ("float32", "bfloat16")
   p = mp.get_policy("bfloat16")
   assert (p.param_dtype, p.compute_dtype, p.output_dtype) == (jnp.float32, jnp.bfloat16, jnp.float32)
@@ -318,4 +318,5 @@ def test_policy_names_and_casts():
   assert out["w"].dtype == jnp.bfloat16 and out["w"].shape == (2, 3)
   assert out["i"].dtype == jnp.int32 and out["b"].dtype == jnp.bool_ and out["k"] is key and out["s"] == 1.5
   apply = jp.MLP((4, 2)).apply  # (a bound method is a new object at every access)
+  monkeypatch.setenv("JAXPHYS_ONEDNN", "0")  # (else float32 rewrites convolutions on CPU)
   assert mp.apply_in_precision(apply, "float32") is apply

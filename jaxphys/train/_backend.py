@@ -15,6 +15,8 @@ from typing import Callable
 import jax
 import numpy as np
 
+from jaxphys import _onednn
+
 # On CPU, XLA hands dots, convolutions and reductions to YNNPACK by default; its
 # convolution gradients are slow, so convolutions go to XLA's Eigen kernels.
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type":
@@ -57,7 +59,7 @@ def plan(jaxpr) -> tuple[str, dict]:
   loop, and ``"scan"`` (the epoch as one compiled loop) otherwise.
   """
   backend = jax.default_backend()
-  convolves = _uses_primitive(jaxpr, "conv_general_dilated")
+  convolves = _uses_primitive(jaxpr, "conv_general_dilated") or _uses_primitive(jaxpr, _onednn.conv_p.name)
   loop = "python" if convolves and backend == "cpu" else "scan"
   return loop, options(backend, convolutions=convolves, dot_flops=_dot_flops(jaxpr))
 

@@ -1,0 +1,175 @@
+"""Private: 2-D convolutions through oneDNN on the CPU backend.
+
+jaxlib's CPU backend contains oneDNN, and its runtime executes a custom call named
+``__onednn$convolution`` with oneDNN's direct convolution (float32, or bfloat16 operands
+with a float32 result, natively on AVX-512 BF16 hardware). XLA's own CPU convolutions are
+slower on the course CNN's shapes, and compute bfloat16 operands in float32
+(BENCHMARKS.md, "oneDNN convolutions"). XLA emits that custom call only from a rewrite
+that this jaxlib does not run, so this module emits it itself:
+
+* :data:`conv_p` is a primitive with ``lax.conv_general_dilated``'s meaning for stride 1,
+  no dilation, one feature group and padding of at most the kernel size less one. On CPU
+  it lowers to the custom call; on every other platform to ``lax.conv_general_dilated``.
+  It is bilinear: forward mode and reverse mode of any order work, and ``vmap`` falls back
+  to XLA's convolution.
+* Its input gradient is ``conv_p`` again (the cotangent convolved with the flipped
+  kernel); its kernel gradient is JAX's own rule (XLA's convolution): oneDNN's forward
+  convolution is slow for that shape and the runtime offers no backward-weights call.
+* :func:`enabled` says whether to use it: the CPU backend of an x86-64 machine, a jaxlib
+  version whose custom call was checked here (its configuration format is private to
+  XLA), ``JAXPHYS_ONEDNN`` not ``0``, and a small convolution whose value and gradients
+  agree with XLA's on first use.
+
+Only the trainer uses it (:mod:`jaxphys.mixed_precision` rewrites a model's convolutions
+when :func:`enabled`); the numbers equal XLA's to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax._src import dispatch as _dispatch
+from jax._src.interpreters import mlir as _mlir
+from jax._src.lax import convolution as _conv
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+
+# The jaxlib versions whose custom call and configuration format were checked here. The
+# format is XLA's private protocol buffer (read from JSON); a wrong one can abort the
+# process inside oneDNN rather than raise, so other versions use XLA's convolutions until
+# checked and added.
+_CHECKED_JAXLIB = ("0.10.2",)
+
+conv_p = Primitive("jaxphys_onednn_conv")
+
+
+def supported(params: dict, lhs_shape, rhs_shape) -> bool:
+  """Whether ``lax.conv_general_dilated`` with ``params`` (a jaxpr equation's) and these
+  operand shapes is one that :data:`conv_p` computes: 2-D, stride 1, no dilation, one
+  group, each padding between 0 and the kernel size less one."""
+  dn = params["dimension_numbers"]
+  if len(lhs_shape) != 4 or not isinstance(dn, lax.ConvDimensionNumbers):
+    return False
+  kernel = [rhs_shape[d] for d in dn.rhs_spec[2:]]
+  plain = (all(s == 1 for s in params["window_strides"]) and all(d == 1 for d in params["lhs_dilation"])
+           and all(d == 1 for d in params["rhs_dilation"]) and params["feature_group_count"] == 1
+           and params["batch_group_count"] == 1)
+  return plain and all(0 <= lo <= k - 1 and 0 <= hi <= k - 1
+                       for (lo, hi), k in zip(params["padding"], kernel))
+
+
+def conv(lhs, rhs, padding, dimension_numbers: lax.ConvDimensionNumbers, preferred_element_type=None):
+  """``lax.conv_general_dilated(lhs, rhs, (1, 1), padding, dimension_numbers=...)`` for a
+  :func:`supported` convolution; the result in ``preferred_element_type`` (default: the
+  operands' dtype; ``rhs`` is cast to ``lhs``'s)."""
+  out = jnp.dtype(preferred_element_type or lhs.dtype)
+  return conv_p.bind(lhs, rhs.astype(lhs.dtype), padding=tuple(map(tuple, padding)),
+                     dimension_numbers=dimension_numbers, preferred_element_type=out)
+
+
+def _abstract(lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
+  lhs_spec, rhs_spec, out_spec = dimension_numbers
+  shape = [0] * len(out_spec)
+  shape[out_spec[0]], shape[out_spec[1]] = lhs.shape[lhs_spec[0]], rhs.shape[rhs_spec[0]]
+  for i, (lo, hi) in enumerate(padding):
+    shape[out_spec[2 + i]] = lhs.shape[lhs_spec[2 + i]] + lo + hi - rhs.shape[rhs_spec[2 + i]] + 1
+  return jax.core.ShapedArray(tuple(shape), preferred_element_type)
+
+
+def _xla(lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
+  """The same convolution by XLA (other platforms, ``vmap``)."""
+  return lax.conv_general_dilated(lhs, rhs, (1,) * len(padding), padding, dimension_numbers=dimension_numbers,
+                                  preferred_element_type=preferred_element_type)
+
+
+def _config(padding, dimension_numbers) -> str:
+  """The custom call's backend configuration: XLA's ``OneDnnConvolutionConfig`` as JSON
+  (axis numbers zero-based; oneDNN's dilation is stored plus one)."""
+  lhs, rhs, out = (list(map(int, spec)) for spec in dimension_numbers)
+  data = lambda spec: {"dims": 4, "data": {"batch_dim": spec[0], "feature_dim": spec[1], "spatial_dims": spec[2:]}}
+  return json.dumps({"onednn_conv_config": {
+      "dims": 4, "feature_groups": 1, "input": data(lhs), "output": data(out),
+      "kernel": {"dims": 4, "filter": {"output_feature_dim": rhs[0], "input_feature_dim": rhs[1],
+                                       "spatial_dims": rhs[2:]}},
+      "window": {"strides": [1, 1], "window_dilations": [1, 1],
+                 "pad_left": [int(lo) for lo, _ in padding], "pad_right": [int(hi) for _, hi in padding]}}})
+
+
+def _lower_cpu(ctx, lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
+  result = _mlir.aval_to_ir_type(ctx.module_context, ctx.avals_out[0])
+  return _mlir.custom_call("__onednn$convolution", result_types=[result], operands=[lhs, rhs],
+                           backend_config=_config(padding, dimension_numbers), api_version=1).results
+
+
+def transpose_lhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
+  """The input's cotangent (in ``lhs.aval``'s dtype): ``g`` convolved with the flipped
+  kernel, by :data:`conv_p`."""
+  lhs_spec, rhs_spec, out_spec = dimension_numbers
+  kernel = [rhs.shape[d] for d in rhs_spec[2:]]
+  flipped = lax.rev(rhs, tuple(rhs_spec[2:])).astype(g.dtype)
+  swapped = lax.ConvDimensionNumbers(out_spec, (rhs_spec[1], rhs_spec[0], *rhs_spec[2:]), lhs_spec)
+  pads = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel, padding))
+  return conv(g, flipped, pads, swapped, preferred_element_type=lhs.aval.dtype)
+
+
+def _transpose_rhs(g, lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
+  """The kernel's cotangent: JAX's own rule (XLA's convolution)."""
+  return _conv._conv_general_dilated_transpose_rhs(
+      g.astype(lhs.dtype), lhs, rhs, window_strides=(1, 1), padding=padding, lhs_dilation=(1, 1),
+      rhs_dilation=(1, 1), dimension_numbers=dimension_numbers, feature_group_count=1,
+      batch_group_count=1, precision=None, preferred_element_type=rhs.aval.dtype, out_sharding=None)
+
+
+def _batch(args, dims, **params):
+  return jax.vmap(functools.partial(_xla, **params), in_axes=dims)(*args), 0
+
+
+conv_p.def_abstract_eval(_abstract)
+conv_p.def_impl(functools.partial(_dispatch.apply_primitive, conv_p))
+mlir.register_lowering(conv_p, mlir.lower_fun(_xla, multiple_results=False))
+mlir.register_lowering(conv_p, _lower_cpu, platform="cpu")
+ad.defbilinear(conv_p, transpose_lhs, _transpose_rhs)
+batching.primitive_batchers[conv_p] = _batch
+
+
+@functools.lru_cache(maxsize=None)
+def _works() -> bool:
+  """Whether this process's CPU backend computes a small convolution (forward and both
+  gradients, float32 and bfloat16 operands) through oneDNN as XLA does."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((2, 6, 5, 3)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 2, 3, 4)), jnp.float32)
+  dn = lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+  pads = ((1, 2), (0, 1))
+  try:
+    for dtype in (jnp.float32, jnp.bfloat16):
+      xs, ws = x.astype(dtype), w.astype(dtype)
+      ours = jax.jit(lambda a, b: conv(a, b, pads, dn, jnp.float32))(xs, ws)
+      theirs = lax.conv_general_dilated(xs, ws, (1, 1), pads, dimension_numbers=dn,
+                                        preferred_element_type=jnp.float32, precision="highest")
+      if not np.allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-4):
+        return False
+    grads = jax.jit(jax.grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b, pads, dn))), (0, 1)))(x, w)
+    ref = jax.grad(lambda a, b: jnp.sum(jnp.sin(lax.conv_general_dilated(
+        a, b, (1, 1), pads, dimension_numbers=dn, precision="highest"))), (0, 1))(x, w)
+    return all(np.allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4) for a, b in zip(grads, ref))
+  except Exception:  # noqa: BLE001 (any failure of the private protocol means: do not use it)
+    return False
+
+
+def _jaxlib_checked() -> bool:
+  import jaxlib
+  return jaxlib.__version__ in _CHECKED_JAXLIB
+
+
+def enabled() -> bool:
+  """Whether the trainer computes supported convolutions with :data:`conv_p` here."""
+  return (os.environ.get("JAXPHYS_ONEDNN", "1") != "0" and jax.default_backend() == "cpu"
+          and platform.machine().lower() in ("x86_64", "amd64") and _jaxlib_checked() and _works())

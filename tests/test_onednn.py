@@ -1,0 +1,154 @@
+"""The CPU backend's oneDNN convolutions (jaxphys._onednn), against XLA's own convolution.
+
+The reference is ``jax.lax.conv_general_dilated`` at ``precision="highest"``: values,
+reverse- and forward-mode derivatives, ``vmap``, both operand layouts Flax and PyTorch
+use, and the trainer's step with the rewrite against the same step without it.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax import lax
+
+import jaxphys as jp
+from jaxphys import _onednn, mixed_precision as mp
+
+LAYOUTS = {"nhwc": ("NHWC", "HWIO", "NHWC"), "nchw": ("NCHW", "OIHW", "NCHW")}
+PADDINGS = [((0, 0), (0, 0)), ((1, 1), (1, 1)), ((2, 0), (1, 2))]
+
+needs_onednn = pytest.mark.skipif(not _onednn.enabled(), reason="oneDNN convolutions are off here")
+
+
+def _rel(a, b) -> float:
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def _operands(layout, seed=0, x_shape=(4, 9, 8, 5), w_shape=(3, 3, 5, 7)):
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal(x_shape).astype(np.float32)
+  w = rng.standard_normal(w_shape).astype(np.float32)
+  if layout == "nchw":
+    x, w = x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)
+  x, w = jnp.asarray(x), jnp.asarray(w)
+  return x, w, lax.conv_dimension_numbers(x.shape, w.shape, LAYOUTS[layout])
+
+
+def _xla(x, w, pads, dn, **kw):
+  return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=dn, precision="highest", **kw)
+
+
+def test_enabled_on_this_machine_and_the_compiled_step_calls_onednn():
+  """On an x86-64 CPU with the checked jaxlib the rewrite is on, and the compiled program
+  holds the custom call (not XLA's convolution) for the forward convolution."""
+  import platform
+  import jaxlib
+  if platform.machine().lower() not in ("x86_64", "amd64") or not _onednn._jaxlib_checked():
+    pytest.skip(f"oneDNN is only used on x86-64 with jaxlib {_onednn._CHECKED_JAXLIB}, here "
+                f"{platform.machine()} and jaxlib {jaxlib.__version__}")
+  assert _onednn.enabled()
+  x, w, dn = _operands("nhwc")
+  hlo = jax.jit(lambda a, b: _onednn.conv(a, b, PADDINGS[1], dn)).lower(x, w).compile().as_text()
+  assert "__onednn$convolution" in hlo and "convolution(" not in hlo
+
+
+@needs_onednn
+@pytest.mark.parametrize("pads", PADDINGS)
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_values_and_both_derivatives_equal_xla(layout, pads):
+  x, w, dn = _operands(layout)
+  f = lambda a, b: jnp.sum(jnp.tanh(_onednn.conv(a, b, pads, dn)))
+  r = lambda a, b: jnp.sum(jnp.tanh(_xla(a, b, pads, dn)))
+  assert _rel(jax.jit(lambda a, b: _onednn.conv(a, b, pads, dn))(x, w), _xla(x, w, pads, dn)) <= 1e-6
+  (v, g), (rv, rg) = jax.jit(jax.value_and_grad(f, (0, 1)))(x, w), jax.value_and_grad(r, (0, 1))(x, w)
+  assert abs(float(v - rv)) <= 1e-5 * abs(float(rv))
+  for got, want in zip(g, rg):
+    assert got.shape == want.shape and _rel(got, want) <= 1e-5
+  tangents = (jnp.cos(x), jnp.sin(w))  # forward mode: the primitive is bilinear
+  assert _rel(jax.jvp(f, (x, w), tangents)[1], jax.jvp(r, (x, w), tangents)[1]) <= 1e-5
+  second = jax.grad(lambda a: jnp.sum(jax.grad(f, 1)(a, w) ** 2))(x)  # reverse over reverse
+  assert _rel(second, jax.grad(lambda a: jnp.sum(jax.grad(r, 1)(a, w) ** 2))(x)) <= 1e-4
+
+
+@needs_onednn
+def test_bfloat16_operands_give_the_float32_sum_of_their_products():
+  """bfloat16 x bfloat16 products are exact in float32: the result is XLA's float32
+  convolution of the same (rounded) operands, to the order of the sums."""
+  x, w, dn = _operands("nhwc", seed=1)
+  xb, wb = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+  got = jax.jit(lambda a, b: _onednn.conv(a, b, PADDINGS[2], dn, jnp.float32))(xb, wb)
+  want = _xla(xb.astype(jnp.float32), wb.astype(jnp.float32), PADDINGS[2], dn)
+  assert got.dtype == jnp.float32 and _rel(got, want) <= 1e-6
+  assert _rel(got, _xla(x, w, PADDINGS[2], dn)) > 1e-4  # the operands were rounded
+
+
+@needs_onednn
+def test_vmap_falls_back_to_xla():
+  x, w, dn = _operands("nhwc", seed=2)
+  ws = jnp.stack([w, 2 * w])
+  got = jax.vmap(lambda b: _onednn.conv(x, b, PADDINGS[1], dn))(ws)
+  for k in range(2):
+    assert _rel(got[k], _xla(x, ws[k], PADDINGS[1], dn)) <= 1e-6
+
+
+@pytest.mark.parametrize("change, ok", [
+    ({}, True),
+    ({"padding": ((1, 1), (1, 1))}, True),
+    ({"padding": ((3, 0), (0, 0))}, False),  # more than the kernel size less one
+    ({"window_strides": (2, 2)}, False),
+    ({"lhs_dilation": (2, 1)}, False),
+    ({"rhs_dilation": (1, 2)}, False),
+    ({"feature_group_count": 5}, False),
+    ({"batch_group_count": 2}, False),
+])
+def test_supported_convolutions(change, ok):
+  dn = lax.conv_dimension_numbers((4, 9, 8, 5), (3, 3, 5, 7), LAYOUTS["nhwc"])
+  params = {"window_strides": (1, 1), "padding": ((0, 0), (0, 0)), "lhs_dilation": (1, 1),
+            "rhs_dilation": (1, 1), "dimension_numbers": dn, "feature_group_count": 1,
+            "batch_group_count": 1, **change}
+  assert _onednn.supported(params, (4, 9, 8, 5), (3, 3, 5, 7)) is ok
+  dn1 = lax.conv_dimension_numbers((4, 9, 5), (3, 5, 7), ("NWC", "WIO", "NWC"))
+  assert not _onednn.supported({**params, "dimension_numbers": dn1, "padding": ((0, 0),)}, (4, 9, 5), (3, 5, 7))
+
+
+def test_switched_off_by_the_environment_and_off_other_machines(monkeypatch):
+  monkeypatch.setenv("JAXPHYS_ONEDNN", "0")
+  assert not _onednn.enabled()
+  monkeypatch.delenv("JAXPHYS_ONEDNN")
+  monkeypatch.setattr(_onednn.platform, "machine", lambda: "aarch64")
+  assert not _onednn.enabled()
+  monkeypatch.undo()
+  import jaxlib
+  monkeypatch.setattr(jaxlib, "__version__", "0.10.3")  # not checked yet: XLA's convolutions
+  assert not _onednn._jaxlib_checked() and not _onednn.enabled()
+
+
+@needs_onednn
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_trainer_step_with_onednn_equals_the_step_without(monkeypatch, precision):
+  """One SGD step of a small CNN (two VALID convolutions), with the rewrite and with
+  ``JAXPHYS_ONEDNN=0``: the same loss and gradients to float32 rounding (bfloat16: to the
+  roundings that a different order of the sums moves)."""
+  model = jp.CNN(conv_features=(4, 6), dense_features=(8,), conv_dropout=0.0, dense_dropout=0.0)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(16, 10, 10, 1)).astype(np.float32)
+  batch = {"x": x, "y": rng.integers(0, 10, 16).astype(np.int32)}
+  tx = optax.sgd(0.1)
+  state = jp.create_train_state(jax.random.key(0), model, tx, x)
+
+  def one_step():
+    step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
+    return step(state, batch, jax.random.key(1))
+
+  new, m = one_step()
+  monkeypatch.setenv("JAXPHYS_ONEDNN", "0")
+  apply = model.apply  # (a bound method is a new object at every access)
+  assert mp.apply_in_precision(apply, "float32") is apply  # nothing rewritten
+  ref, rm = one_step()
+  tol = 1e-5 if precision == "float32" else 1e-3  # bfloat16: the sums' order moves roundings
+  assert abs(float(m["loss"] - rm["loss"])) <= tol * abs(float(rm["loss"]))
+  before = jax.tree_util.tree_leaves(state.params)
+  for p0, a, b in zip(before, jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(ref.params)):
+    assert _rel(a - p0, b - p0) <= tol  # the updates, i.e. the gradients
