@@ -15,10 +15,10 @@ that this jaxlib does not run, so this module emits it itself:
 * Its input gradient is ``conv_p`` again (the cotangent convolved with the flipped
   kernel); its kernel gradient is JAX's own rule (XLA's convolution): oneDNN's forward
   convolution is slow for that shape and the runtime offers no backward-weights call.
-* :func:`enabled` says whether to use it: the CPU backend of an x86-64 machine, a jaxlib
-  version whose custom call was checked here (its configuration format is private to
-  XLA), ``JAXPHYS_ONEDNN`` not ``0``, and a small convolution whose value and gradients
-  agree with XLA's on first use.
+* :func:`enabled` says whether to use it, per operand dtype: the CPU backend of an x86-64
+  machine, a jaxlib version whose custom call was checked here (its configuration format
+  is private to XLA), ``JAXPHYS_ONEDNN`` not ``0``, for bfloat16 a CPU with AVX-512 BF16,
+  and a small convolution whose value and gradients agree with XLA's on first use.
 
 Only the trainer uses it (:mod:`jaxphys.mixed_precision` rewrites a model's convolutions
 when :func:`enabled`); the numbers equal XLA's to float32 rounding.
@@ -48,6 +48,7 @@ from jax.interpreters import ad, batching, mlir
 _CHECKED_JAXLIB = ("0.10.2",)
 
 conv_p = Primitive("jaxphys_onednn_conv")
+_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))  # operands and results
 
 
 def supported(params: dict, lhs_shape, rhs_shape) -> bool:
@@ -70,6 +71,11 @@ def conv(lhs, rhs, padding, dimension_numbers: lax.ConvDimensionNumbers, preferr
   :func:`supported` convolution; the result in ``preferred_element_type`` (default: the
   operands' dtype; ``rhs`` is cast to ``lhs``'s)."""
   out = jnp.dtype(preferred_element_type or lhs.dtype)
+  params = {"window_strides": (1, 1), "padding": padding, "lhs_dilation": (1, 1), "rhs_dilation": (1, 1),
+            "dimension_numbers": dimension_numbers, "feature_group_count": 1, "batch_group_count": 1}
+  if jnp.dtype(lhs.dtype) not in _DTYPES or out not in _DTYPES or not supported(params, lhs.shape, rhs.shape):
+    raise ValueError(f"oneDNN convolution: unsupported operands {lhs.dtype}{list(lhs.shape)} x "
+                     f"{rhs.dtype}{list(rhs.shape)} -> {out}, padding {padding}")
   return conv_p.bind(lhs, rhs.astype(lhs.dtype), padding=tuple(map(tuple, padding)),
                      dimension_numbers=dimension_numbers, preferred_element_type=out)
 
@@ -109,14 +115,16 @@ def _lower_cpu(ctx, lhs, rhs, *, padding, dimension_numbers, preferred_element_t
 
 
 def transpose_lhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
-  """The input's cotangent (in ``lhs.aval``'s dtype): ``g`` convolved with the flipped
-  kernel, by :data:`conv_p`."""
+  """The input's cotangent (in ``lhs.aval``'s dtype): ``g``, cast to the kernel's dtype,
+  convolved with the flipped kernel by :data:`conv_p`."""
   lhs_spec, rhs_spec, out_spec = dimension_numbers
   kernel = [rhs.shape[d] for d in rhs_spec[2:]]
-  flipped = lax.rev(rhs, tuple(rhs_spec[2:])).astype(g.dtype)
+  flipped = lax.rev(rhs, tuple(rhs_spec[2:]))
   swapped = lax.ConvDimensionNumbers(out_spec, (rhs_spec[1], rhs_spec[0], *rhs_spec[2:]), lhs_spec)
   pads = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel, padding))
-  return conv(g, flipped, pads, swapped, preferred_element_type=lhs.aval.dtype)
+  # operands in the kernel's dtype into float32 (oneDNN has no float32 -> bfloat16 form)
+  dx = conv(g.astype(rhs.dtype), flipped, pads, swapped, preferred_element_type=jnp.float32)
+  return dx.astype(lhs.aval.dtype)
 
 
 def _transpose_rhs(g, lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
@@ -139,29 +147,57 @@ ad.defbilinear(conv_p, transpose_lhs, _transpose_rhs)
 batching.primitive_batchers[conv_p] = _batch
 
 
-@functools.lru_cache(maxsize=None)
-def _works() -> bool:
-  """Whether this process's CPU backend computes a small convolution (forward and both
-  gradients, float32 and bfloat16 operands) through oneDNN as XLA does."""
+_CHECKED: dict = {}  # dtype name -> whether the first-use check passed
+
+
+def _check(dtype) -> bool:
+  """Whether this process's CPU backend computes a small convolution with ``dtype``
+  operands (value and both gradients) through oneDNN as XLA does."""
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal((2, 6, 5, 3)), jnp.float32)
   w = jnp.asarray(rng.standard_normal((3, 2, 3, 4)), jnp.float32)
   dn = lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
   pads = ((1, 2), (0, 1))
-  try:
-    for dtype in (jnp.float32, jnp.bfloat16):
-      xs, ws = x.astype(dtype), w.astype(dtype)
-      ours = jax.jit(lambda a, b: conv(a, b, pads, dn, jnp.float32))(xs, ws)
-      theirs = lax.conv_general_dilated(xs, ws, (1, 1), pads, dimension_numbers=dn,
-                                        preferred_element_type=jnp.float32, precision="highest")
-      if not np.allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-4):
-        return False
-    grads = jax.jit(jax.grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b, pads, dn))), (0, 1)))(x, w)
-    ref = jax.grad(lambda a, b: jnp.sum(jnp.sin(lax.conv_general_dilated(
-        a, b, (1, 1), pads, dimension_numbers=dn, precision="highest"))), (0, 1))(x, w)
-    return all(np.allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4) for a, b in zip(grads, ref))
-  except Exception:  # noqa: BLE001 (any failure of the private protocol means: do not use it)
+  def close(a, b, rtol=1e-4):  # relative to the norm
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) <= rtol * np.linalg.norm(b)
+
+  xs, ws = x.astype(dtype), w.astype(dtype)
+  ours = jax.jit(lambda a, b: conv(a, b, pads, dn, jnp.float32))(xs, ws)
+  if not close(ours, lax.conv_general_dilated(xs, ws, (1, 1), pads, dimension_numbers=dn,
+                                              preferred_element_type=jnp.float32, precision="highest")):
     return False
+  loss = lambda c: lambda a, b: jnp.sum(jnp.sin(c(a.astype(dtype), b.astype(dtype))))
+  ours = jax.jit(jax.grad(loss(lambda a, b: conv(a, b, pads, dn, jnp.float32)), (0, 1)))(x, w)
+  theirs = jax.grad(loss(lambda a, b: lax.conv_general_dilated(
+      a, b, (1, 1), pads, dimension_numbers=dn, preferred_element_type=jnp.float32, precision="highest")), (0, 1))(x, w)
+  # bfloat16: XLA's rule keeps the cotangent in float32, this one rounds it as the operands
+  return all(close(a, b, 1e-4 if dtype == jnp.float32 else 2e-2) for a, b in zip(ours, theirs))
+
+
+def _cpu_has_bfloat16() -> bool:
+  """Whether the CPU computes bfloat16 products natively (AVX-512 BF16; oneDNN aborts the
+  process on a bfloat16 convolution it cannot build), with oneDNN's ISA not capped."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = f.read()
+  except OSError:
+    return False
+  return " avx512_bf16" in flags and "ONEDNN_MAX_CPU_ISA" not in os.environ
+
+
+def _works(dtype) -> bool:
+  name = jnp.dtype(dtype).name
+  if name not in _CHECKED:
+    if name == "bfloat16" and not _cpu_has_bfloat16():
+      _CHECKED[name] = False
+    else:
+      try:
+        with jax.ensure_compile_time_eval():  # also when first asked inside a jit trace
+          _CHECKED[name] = bool(_check(jnp.dtype(dtype)))
+      except Exception:  # noqa: BLE001 (any failure of the private protocol means: do not use it)
+        return False  # not remembered: it may have been the caller's context
+  return _CHECKED[name]
 
 
 def _jaxlib_checked() -> bool:
@@ -169,7 +205,9 @@ def _jaxlib_checked() -> bool:
   return jaxlib.__version__ in _CHECKED_JAXLIB
 
 
-def enabled() -> bool:
-  """Whether the trainer computes supported convolutions with :data:`conv_p` here."""
+def enabled(dtype=jnp.float32) -> bool:
+  """Whether the trainer computes supported convolutions with ``dtype`` operands (float32
+  or bfloat16) by :data:`conv_p` here."""
   return (os.environ.get("JAXPHYS_ONEDNN", "1") != "0" and jax.default_backend() == "cpu"
-          and platform.machine().lower() in ("x86_64", "amd64") and _jaxlib_checked() and _works())
+          and platform.machine().lower() in ("x86_64", "amd64") and _jaxlib_checked()
+          and jnp.dtype(dtype) in _DTYPES and _works(dtype))

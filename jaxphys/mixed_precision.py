@@ -162,7 +162,7 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
   dtype('float32')
   """
   policy = get_policy(precision)
-  onednn = _onednn.enabled()
+  onednn = _onednn.enabled(policy.compute_dtype)
   if policy.is_identity and not onednn:
     return apply_fn
   mixed = _mixed_products.with_products(apply_fn, policy.compute_dtype, onednn=onednn)

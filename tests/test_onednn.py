@@ -138,17 +138,71 @@ def test_the_trainer_step_with_onednn_equals_the_step_without(monkeypatch, preci
   tx = optax.sgd(0.1)
   state = jp.create_train_state(jax.random.key(0), model, tx, x)
 
-  def one_step():
-    step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
-    return step(state, batch, jax.random.key(1))
+  if not _onednn.enabled(precision):
+    pytest.skip(f"oneDNN convolutions with {precision} operands are off here")
 
-  new, m = one_step()
+  def make():
+    return jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
+
+  # the rewrite happened: the step's program holds the oneDNN convolutions
+  assert _onednn.conv_p.name in str(jax.make_jaxpr(make())(state, batch, jax.random.key(1)))
+  new, m = make()(state, batch, jax.random.key(1))
   monkeypatch.setenv("JAXPHYS_ONEDNN", "0")
   apply = model.apply  # (a bound method is a new object at every access)
   assert mp.apply_in_precision(apply, "float32") is apply  # nothing rewritten
-  ref, rm = one_step()
+  assert _onednn.conv_p.name not in str(jax.make_jaxpr(make())(state, batch, jax.random.key(1)))
+  ref, rm = make()(state, batch, jax.random.key(1))
   tol = 1e-5 if precision == "float32" else 1e-3  # bfloat16: the sums' order moves roundings
   assert abs(float(m["loss"] - rm["loss"])) <= tol * abs(float(rm["loss"]))
   before = jax.tree_util.tree_leaves(state.params)
   for p0, a, b in zip(before, jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(ref.params)):
     assert _rel(a - p0, b - p0) <= tol  # the updates, i.e. the gradients
+
+
+@needs_onednn
+def test_second_order_derivatives_in_bfloat16_equal_the_xla_path(monkeypatch):
+  """Reverse over reverse through the bfloat16 policy's convolutions (the input gradient
+  of a bfloat16 x bfloat16 -> float32 convolution is differentiated again)."""
+  if not _onednn.enabled(jnp.bfloat16):
+    pytest.skip("oneDNN convolutions with bfloat16 operands are off here")
+  model = jp.CNN(conv_features=(4,), dense_features=(8,), conv_dropout=0.0, dense_dropout=0.0)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 8, 8, 1)), jnp.float32)
+  params = model.init(jax.random.key(0), x)["params"]
+
+  def curvature(apply):
+    f = lambda p, a: jnp.sum(apply({"params": p}, a, train=False))
+    g = lambda a: sum(jnp.sum(leaf ** 2) for leaf in jax.tree_util.tree_leaves(jax.grad(f)(params, a)))
+    return jax.grad(g)(x)
+
+  ours = curvature(mp.apply_in_precision(model.apply, "bfloat16"))
+  monkeypatch.setenv("JAXPHYS_ONEDNN", "0")
+  assert _rel(ours, curvature(mp.apply_in_precision(model.apply, "bfloat16"))) <= 1e-2
+
+
+def test_wrong_operands_are_an_error_not_a_crash():
+  """oneDNN aborts the process on what it cannot build; ``conv`` refuses it first."""
+  x, w, dn = _operands("nhwc")
+  for a, b, pads in ((x.astype(jnp.float16), w.astype(jnp.float16), PADDINGS[0]),
+                     (x.astype(jnp.float64) if jax.config.jax_enable_x64 else x.astype(jnp.int32), w, PADDINGS[0]),
+                     (x, w, ((3, 0), (0, 0)))):  # padding beyond the kernel size less one
+    with pytest.raises(ValueError, match="unsupported operands"):
+      _onednn.conv(a, b, pads, dn)
+
+
+@needs_onednn
+def test_the_first_use_check_holds_when_first_asked_inside_jit(monkeypatch):
+  """``predict`` is jit-able: the check then runs during a trace, and must still pass."""
+  monkeypatch.setattr(_onednn, "_CHECKED", {})
+  model = jp.CNN(conv_features=(4,), dense_features=(8,))
+  x = jnp.ones((4, 8, 8, 1))
+  state = jp.create_train_state(jax.random.key(0), model, optax.sgd(0.1), x)
+  monkeypatch.setattr(_onednn, "_CHECKED", {})
+  jax.jit(lambda s, a: jp.predict(model.apply, s, a, batch_size=4))(state, x)
+  assert _onednn._CHECKED["float32"] is True and _onednn.enabled()
+
+
+def test_bfloat16_needs_the_cpu_s_bfloat16_products(monkeypatch):
+  monkeypatch.setattr(_onednn, "_CHECKED", {})
+  monkeypatch.setattr(_onednn, "_cpu_has_bfloat16", lambda: False)
+  assert not _onednn.enabled(jnp.bfloat16)
+  assert _onednn.enabled(jnp.float32) == (_onednn._jaxlib_checked() and _onednn._works(jnp.float32))
