@@ -4,7 +4,7 @@ jaxlib's CPU backend contains oneDNN, and its runtime executes a custom call nam
 ``__onednn$convolution`` with oneDNN's direct convolution (float32, or bfloat16 operands
 with a float32 result, natively on AVX-512 BF16 hardware). XLA's own CPU convolutions are
 slower on the course CNN's shapes, and compute bfloat16 operands in float32
-(BENCHMARKS.md, "oneDNN convolutions"). XLA emits that custom call only from a rewrite
+(BENCHMARKS.md, "Convolutions through oneDNN"). XLA emits that custom call only from a rewrite
 that this jaxlib does not run, so this module emits it itself:
 
 * :data:`conv_p` is a primitive with ``lax.conv_general_dilated``'s meaning for stride 1,
@@ -59,9 +59,9 @@ def supported(params: dict, lhs_shape, rhs_shape) -> bool:
   if len(lhs_shape) != 4 or not isinstance(dn, lax.ConvDimensionNumbers):
     return False
   kernel = [rhs_shape[d] for d in dn.rhs_spec[2:]]
-  plain = (all(s == 1 for s in params["window_strides"]) and all(d == 1 for d in params["lhs_dilation"])
-           and all(d == 1 for d in params["rhs_dilation"]) and params["feature_group_count"] == 1
-           and params["batch_group_count"] == 1)
+  plain = (all(s == 1 for s in params["window_strides"])
+           and all(d == 1 for d in (*params["lhs_dilation"], *params["rhs_dilation"]))
+           and params["feature_group_count"] == 1 and params["batch_group_count"] == 1)
   return plain and all(0 <= lo <= k - 1 and 0 <= hi <= k - 1
                        for (lo, hi), k in zip(params["padding"], kernel))
 
@@ -71,9 +71,11 @@ def conv(lhs, rhs, padding, dimension_numbers: lax.ConvDimensionNumbers, preferr
   :func:`supported` convolution; the result in ``preferred_element_type`` (default: the
   operands' dtype; ``rhs`` is cast to ``lhs``'s)."""
   out = jnp.dtype(preferred_element_type or lhs.dtype)
-  params = {"window_strides": (1, 1), "padding": padding, "lhs_dilation": (1, 1), "rhs_dilation": (1, 1),
-            "dimension_numbers": dimension_numbers, "feature_group_count": 1, "batch_group_count": 1}
-  if jnp.dtype(lhs.dtype) not in _DTYPES or out not in _DTYPES or not supported(params, lhs.shape, rhs.shape):
+  params = {"window_strides": (1, 1), "padding": padding, "lhs_dilation": (1, 1),
+            "rhs_dilation": (1, 1), "dimension_numbers": dimension_numbers,
+            "feature_group_count": 1, "batch_group_count": 1}
+  if (jnp.dtype(lhs.dtype) not in _DTYPES or out not in _DTYPES
+      or not supported(params, lhs.shape, rhs.shape)):
     raise ValueError(f"oneDNN convolution: unsupported operands {lhs.dtype}{list(lhs.shape)} x "
                      f"{rhs.dtype}{list(rhs.shape)} -> {out}, padding {padding}")
   return conv_p.bind(lhs, rhs.astype(lhs.dtype), padding=tuple(map(tuple, padding)),
@@ -91,7 +93,8 @@ def _abstract(lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
 
 def _xla(lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
   """The same convolution by XLA (other platforms, ``vmap``)."""
-  return lax.conv_general_dilated(lhs, rhs, (1,) * len(padding), padding, dimension_numbers=dimension_numbers,
+  return lax.conv_general_dilated(lhs, rhs, (1,) * len(padding), padding,
+                                  dimension_numbers=dimension_numbers,
                                   preferred_element_type=preferred_element_type)
 
 
@@ -99,7 +102,8 @@ def _config(padding, dimension_numbers) -> str:
   """The custom call's backend configuration: XLA's ``OneDnnConvolutionConfig`` as JSON
   (axis numbers zero-based; oneDNN's dilation is stored plus one)."""
   lhs, rhs, out = (list(map(int, spec)) for spec in dimension_numbers)
-  data = lambda spec: {"dims": 4, "data": {"batch_dim": spec[0], "feature_dim": spec[1], "spatial_dims": spec[2:]}}
+  data = lambda spec: {"dims": 4, "data": {"batch_dim": spec[0], "feature_dim": spec[1],
+                                           "spatial_dims": spec[2:]}}
   return json.dumps({"onednn_conv_config": {
       "dims": 4, "feature_groups": 1, "input": data(lhs), "output": data(out),
       "kernel": {"dims": 4, "filter": {"output_feature_dim": rhs[0], "input_feature_dim": rhs[1],
@@ -158,19 +162,19 @@ def _check(dtype) -> bool:
   w = jnp.asarray(rng.standard_normal((3, 2, 3, 4)), jnp.float32)
   dn = lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
   pads = ((1, 2), (0, 1))
+
   def close(a, b, rtol=1e-4):  # relative to the norm
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return np.linalg.norm(a - b) <= rtol * np.linalg.norm(b)
 
   xs, ws = x.astype(dtype), w.astype(dtype)
-  ours = jax.jit(lambda a, b: conv(a, b, pads, dn, jnp.float32))(xs, ws)
-  if not close(ours, lax.conv_general_dilated(xs, ws, (1, 1), pads, dimension_numbers=dn,
-                                              preferred_element_type=jnp.float32, precision="highest")):
+  ours = lambda a, b: conv(a, b, pads, dn, jnp.float32)
+  theirs = lambda a, b: lax.conv_general_dilated(a, b, (1, 1), pads, dimension_numbers=dn,
+                                                 preferred_element_type=jnp.float32, precision="highest")
+  if not close(jax.jit(ours)(xs, ws), theirs(xs, ws)):
     return False
   loss = lambda c: lambda a, b: jnp.sum(jnp.sin(c(a.astype(dtype), b.astype(dtype))))
-  ours = jax.jit(jax.grad(loss(lambda a, b: conv(a, b, pads, dn, jnp.float32)), (0, 1)))(x, w)
-  theirs = jax.grad(loss(lambda a, b: lax.conv_general_dilated(
-      a, b, (1, 1), pads, dimension_numbers=dn, preferred_element_type=jnp.float32, precision="highest")), (0, 1))(x, w)
+  ours, theirs = jax.jit(jax.grad(loss(ours), (0, 1)))(x, w), jax.grad(loss(theirs), (0, 1))(x, w)
   # bfloat16: XLA's rule keeps the cotangent in float32, this one rounds it as the operands
   return all(close(a, b, 1e-4 if dtype == jnp.float32 else 2e-2) for a, b in zip(ours, theirs))
 
@@ -187,6 +191,7 @@ def _cpu_has_bfloat16() -> bool:
 
 
 def _works(dtype) -> bool:
+  """:func:`_check` once per process and dtype (bfloat16 only where the CPU has it)."""
   name = jnp.dtype(dtype).name
   if name not in _CHECKED:
     if name == "bfloat16" and not _cpu_has_bfloat16():
