@@ -14,7 +14,9 @@ else stays in float32:
   gradients with respect to the float32 parameters.
 
 ``precision="float32"`` (and ``None``, the default on every backend today) leaves the
-model exactly as it is; ``precision="bfloat16"`` takes bfloat16 operands. Pass the name
+model's arithmetic as it is; ``precision="bfloat16"`` takes bfloat16 operands. In both,
+on the CPU backend, stride-1 2-D convolutions run through oneDNN (a private detail, equal
+to XLA's convolutions to float32 rounding; ``JAXPHYS_ONEDNN=0`` turns it off). Pass the name
 to :func:`jaxphys.make_train_step`, :func:`jaxphys.make_eval_step` and
 :func:`jaxphys.predict`; no model needs changes. Products inside other higher-order
 primitives (``scan``, ``remat``, ``custom_jvp`` functions) run as the model wrote them.
