@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,15 +26,11 @@ SHAPES = {"conv1": ((128, 28, 28, 1), (3, 3, 1, 32)), "conv2": ((128, 26, 26, 32
 
 
 def _median_ms(fn, args, options, repeats: int) -> float:
+  """Median milliseconds of ``repeats`` calls of ``fn`` compiled with ``options``."""
   import jax
+  import training as T
   compiled = jax.jit(fn).lower(*args).compile(options)
-  jax.block_until_ready(compiled(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times) * 1e3
+  return statistics.median(T._timed_epochs(lambda: jax.block_until_ready(compiled(*args)), repeats)) * 1e3
 
 
 def pieces(repeats: int) -> None:

@@ -72,15 +72,11 @@ def _onednn_forward(lhs, rhs, *, padding, dimension_numbers, preferred_element_t
   return _onednn.conv(lhs, rhs, padding, dimension_numbers, preferred_element_type)
 
 
-def _onednn_transpose_lhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
-  return _onednn.transpose_lhs(g, lhs, rhs, padding=padding, dimension_numbers=dimension_numbers)
-
-
 _dot = _product(_lax._dot_general_transpose_lhs, _lax._dot_general_transpose_rhs,
                 jax.lax.dot_general)
 _conv_product = _product(_conv._conv_general_dilated_transpose_lhs,
                          _conv._conv_general_dilated_transpose_rhs, jax.lax.conv_general_dilated)
-_onednn_conv_product = _product(_onednn_transpose_lhs, _conv._conv_general_dilated_transpose_rhs,
+_onednn_conv_product = _product(_onednn.transpose_lhs, _conv._conv_general_dilated_transpose_rhs,
                                 _onednn_forward)
 
 # The parameters each product keeps (the others are set by the rewrite).

@@ -59,7 +59,7 @@ def plan(jaxpr) -> tuple[str, dict]:
   loop, and ``"scan"`` (the epoch as one compiled loop) otherwise.
   """
   backend = jax.default_backend()
-  convolves = _uses_primitive(jaxpr, "conv_general_dilated") or _uses_primitive(jaxpr, _onednn.conv_p.name)
+  convolves = _uses_primitive(jaxpr, "conv_general_dilated", _onednn.conv_p.name)
   loop = "python" if convolves and backend == "cpu" else "scan"
   return loop, options(backend, convolutions=convolves, dot_flops=_dot_flops(jaxpr))
 
@@ -80,8 +80,9 @@ def _equations(jaxpr):
           yield from _equations(sub)
 
 
-def _uses_primitive(jaxpr, name: str) -> bool:
-  return any(eqn.primitive.name == name for eqn in _equations(jaxpr))
+def _uses_primitive(jaxpr, *names: str) -> bool:
+  """Whether ``jaxpr`` (nested jaxprs included) holds a primitive named one of ``names``."""
+  return any(eqn.primitive.name in names for eqn in _equations(jaxpr))
 
 
 def _dot_flops(jaxpr) -> int:
