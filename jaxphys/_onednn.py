@@ -212,7 +212,14 @@ def _jaxlib_checked() -> bool:
 
 def enabled(dtype=jnp.float32) -> bool:
   """Whether the trainer computes supported convolutions with ``dtype`` operands (float32
-  or bfloat16) by :data:`conv_p` here."""
-  return (os.environ.get("JAXPHYS_ONEDNN", "1") != "0" and jax.default_backend() == "cpu"
+  or bfloat16) by :data:`conv_p` here.
+
+  Raises:
+    ValueError: ``JAXPHYS_ONEDNN`` set to anything but ``0`` or ``1`` (one line).
+  """
+  switch = os.environ.get("JAXPHYS_ONEDNN", "1")
+  if switch not in ("0", "1"):
+    raise ValueError(f"JAXPHYS_ONEDNN must be 0 (off) or 1 (on), got {switch!r}")
+  return (switch == "1" and jax.default_backend() == "cpu"
           and platform.machine().lower() in ("x86_64", "amd64") and _jaxlib_checked()
           and jnp.dtype(dtype) in _DTYPES and _works(dtype))

@@ -116,6 +116,10 @@ def test_supported_convolutions(change, ok):
 def test_switched_off_by_the_environment_and_off_other_machines(monkeypatch):
   monkeypatch.setenv("JAXPHYS_ONEDNN", "0")
   assert not _onednn.enabled()
+  for wrong in ("false", "off", "", "2"):  # a switch that reads as off must not leave it on
+    monkeypatch.setenv("JAXPHYS_ONEDNN", wrong)
+    with pytest.raises(ValueError, match=r"^JAXPHYS_ONEDNN must be 0 \(off\) or 1 \(on\), got"):
+      _onednn.enabled()
   monkeypatch.delenv("JAXPHYS_ONEDNN")
   monkeypatch.setattr(_onednn.platform, "machine", lambda: "aarch64")
   assert not _onednn.enabled()
