@@ -41,6 +41,8 @@ from jax._src.lax import convolution as _conv
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
+from jaxphys import _switches
+
 # The jaxlib versions whose custom call and configuration format were checked here. The
 # format is XLA's private protocol buffer (read from JSON); a wrong one can abort the
 # process inside oneDNN rather than raise, so other versions use XLA's convolutions until
@@ -217,9 +219,6 @@ def enabled(dtype=jnp.float32) -> bool:
   Raises:
     ValueError: ``JAXPHYS_ONEDNN`` set to anything but ``0`` or ``1`` (one line).
   """
-  switch = os.environ.get("JAXPHYS_ONEDNN", "1")
-  if switch not in ("0", "1"):
-    raise ValueError(f"JAXPHYS_ONEDNN must be 0 (off) or 1 (on), got {switch!r}")
-  return (switch == "1" and jax.default_backend() == "cpu"
+  return (_switches.on("JAXPHYS_ONEDNN") and jax.default_backend() == "cpu"
           and platform.machine().lower() in ("x86_64", "amd64") and _jaxlib_checked()
           and jnp.dtype(dtype) in _DTYPES and _works(dtype))

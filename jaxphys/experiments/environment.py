@@ -50,7 +50,7 @@ def compiler_settings() -> dict:
   """
   import jax
 
-  env = {k: os.environ[k] for k in ("XLA_FLAGS", "LIBTPU_INIT_ARGS", "JAX_PLATFORMS")
+  env = {k: os.environ[k] for k in ("XLA_FLAGS", "LIBTPU_INIT_ARGS", "JAX_PLATFORMS", "JAXPHYS_ONEDNN")
          if k in os.environ}
   flags = {}
   for name in _JAX_FLAGS:

@@ -8,14 +8,16 @@ public: :func:`jaxphys.fit` and :func:`jaxphys.evaluate` call :func:`plan`.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
+import platform
 from typing import Callable
 
 import jax
 import numpy as np
 
-from jaxphys import _onednn
+from jaxphys import _onednn, _switches
 
 # On CPU, XLA hands dots, convolutions and reductions to YNNPACK by default; its
 # convolution gradients are slow, so convolutions go to XLA's Eigen kernels.
@@ -65,8 +67,37 @@ def plan(jaxpr) -> tuple[str, dict]:
 
 
 def jit(fn: Callable, opts: dict, **kwargs) -> Callable:
-  """``jax.jit`` with XLA compiler ``opts`` (none passed when empty)."""
+  """``jax.jit`` with XLA compiler ``opts`` (none passed when empty); on CPU, first
+  :func:`keep_freed_memory`."""
+  if jax.default_backend() == "cpu":
+    keep_freed_memory()
   return jax.jit(fn, **kwargs, **({"compiler_options": opts} if opts else {}))
+
+
+# glibc's mallopt parameters (malloc.h) and the free memory the heap keeps.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_KEPT_BYTES = 1 << 30
+
+
+@functools.lru_cache(maxsize=None)
+def keep_freed_memory() -> bool:
+  """Lets this process reuse the memory XLA frees, instead of asking the kernel again.
+
+  XLA's CPU runtime allocates a compiled program's temporary buffer (tens of MB for the
+  course CNN) with ``malloc`` at every run and frees it after. glibc serves blocks
+  that large by ``mmap`` and returns them on ``free``, so every training step faults
+  in, and zeroes, its whole working memory again (BENCHMARKS.md, "Memory reuse on
+  CPU"). Here glibc's heap serves every block and keeps up to 1 GiB of freed memory
+  for reuse. Process-wide, once, on Linux with glibc; ``JAXPHYS_KEEP_MEMORY=0``
+  leaves ``malloc`` as it is. Returns whether the setting was applied.
+
+  Raises:
+    ValueError: ``JAXPHYS_KEEP_MEMORY`` set to anything but ``0`` or ``1`` (one line).
+  """
+  if not _switches.on("JAXPHYS_KEEP_MEMORY") or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    return False
+  libc = ctypes.CDLL(None)  # the C library this process runs on
+  return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _KEPT_BYTES))
 
 
 def _equations(jaxpr):

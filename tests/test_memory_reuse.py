@@ -1,0 +1,88 @@
+"""The trainer's CPU memory setting (``jaxphys.train._backend.keep_freed_memory``): after
+it, glibc serves large blocks from its heap and keeps them when freed, as its own
+accounting (``mallinfo2``) shows; ``JAXPHYS_KEEP_MEMORY=0`` leaves ``malloc`` as it was.
+Each case runs in a fresh process: the setting is process-wide."""
+
+import ctypes
+import os
+import platform
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from jaxphys.train import _backend
+
+pytestmark = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
+    or not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="glibc's malloc on Linux only")
+
+# Prints, for a 64 MiB NumPy block before and after fit compiles a CPU program: the
+# bytes glibc has mapped with mmap while the block lives, and the free bytes its heaps
+# keep once the block is freed.
+_SCRIPT = r"""
+import ctypes, json
+import jax, numpy as np, optax, jaxphys as jp
+
+class Info(ctypes.Structure):
+  _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+              "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+
+def block():
+  a = np.ones(8 << 20)  # 64 MiB
+  mapped = libc.mallinfo2().hblkhd
+  del a
+  return {"mapped": mapped, "kept": libc.mallinfo2().fordblks}
+
+out = {"before": block()}
+model, tx = jp.MLP((4, 2)), optax.sgd(0.1)
+x, y = np.ones((16, 3), np.float32), np.zeros(16, np.int32)
+state = jp.create_train_state(jax.random.key(0), model, tx, x)
+jp.fit(state, jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx), x, y,
+       key=jax.random.key(1), epochs=1, batch_size=8)
+out["after"] = block()
+from jaxphys.train import _backend
+out["applied"] = _backend.keep_freed_memory()
+print(json.dumps(out))
+"""
+MiB = 1 << 20
+
+
+def _run(switch):
+  env = {k: v for k, v in os.environ.items() if k != "JAXPHYS_KEEP_MEMORY"}
+  env["JAX_PLATFORMS"] = "cpu"
+  if switch is not None:
+    env["JAXPHYS_KEEP_MEMORY"] = switch
+  done = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  import json
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_after_the_first_cpu_program_large_blocks_come_from_the_heap_and_stay():
+  out = _run(None)
+  assert out["applied"] is True
+  assert out["before"]["mapped"] >= 64 * MiB  # glibc's default: a block this large is mmap'd
+  assert out["after"]["mapped"] < 64 * MiB     # now from the heap...
+  assert out["after"]["kept"] >= 64 * MiB      # ...which keeps it once freed
+
+
+def test_switched_off_malloc_stays_as_it_was():
+  out = _run("0")
+  assert out["applied"] is False
+  assert out["after"]["mapped"] >= 64 * MiB
+
+
+def test_a_wrong_switch_is_a_one_line_error(monkeypatch):
+  if jax.default_backend() != "cpu":
+    pytest.skip("the setting is read when a CPU program is compiled")
+  _backend.keep_freed_memory.cache_clear()
+  monkeypatch.setenv("JAXPHYS_KEEP_MEMORY", "yes")
+  try:
+    with pytest.raises(ValueError, match=r"^JAXPHYS_KEEP_MEMORY must be 0 \(off\) or 1 \(on\), got 'yes'$"):
+      _backend.jit(lambda v: v + 1, {})
+  finally:
+    _backend.keep_freed_memory.cache_clear()
