@@ -76,8 +76,7 @@ _dot = _product(_lax._dot_general_transpose_lhs, _lax._dot_general_transpose_rhs
                 jax.lax.dot_general)
 _conv_product = _product(_conv._conv_general_dilated_transpose_lhs,
                          _conv._conv_general_dilated_transpose_rhs, jax.lax.conv_general_dilated)
-_onednn_conv_product = _product(_onednn.transpose_lhs, _conv._conv_general_dilated_transpose_rhs,
-                                _onednn_forward)
+_onednn_conv_product = _product(_onednn.transpose_lhs, _onednn.transpose_rhs, _onednn_forward)
 
 # The parameters each product keeps (the others are set by the rewrite).
 _KEPT = {

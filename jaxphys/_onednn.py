@@ -133,12 +133,32 @@ def transpose_lhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
   return dx.astype(lhs.aval.dtype)
 
 
-def _transpose_rhs(g, lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
-  """The kernel's cotangent: JAX's own rule (XLA's convolution)."""
-  return _conv._conv_general_dilated_transpose_rhs(
-      g.astype(lhs.dtype), lhs, rhs, window_strides=(1, 1), padding=padding, lhs_dilation=(1, 1),
-      rhs_dilation=(1, 1), dimension_numbers=dimension_numbers, feature_group_count=1,
-      batch_group_count=1, precision=None, preferred_element_type=rhs.aval.dtype, out_sharding=None)
+# The kernel gradient as a forward convolution: the input's channels as the batch of
+# NHWC images whose features are the examples, the cotangent as an HWIO kernel.
+_NHWC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+
+
+def transpose_rhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
+  """The kernel's cotangent (in ``rhs.aval``'s dtype). bfloat16 operands: :data:`conv_p`
+  of the input (examples as features) with the cotangent as the kernel, both transposed
+  to oneDNN's NHWC / HWIO, the sums in float32; float32 operands, or a cotangent smaller
+  than the padding: JAX's own rule (XLA's convolution, faster in float32)."""
+  lhs_spec, rhs_spec, out_spec = dimension_numbers
+  x_axes, k_axes = (lhs_spec[1], *lhs_spec[2:], lhs_spec[0]), (*out_spec[2:], out_spec[0], out_spec[1])
+  params = {"window_strides": (1, 1), "padding": padding, "lhs_dilation": (1, 1), "rhs_dilation": (1, 1),
+            "dimension_numbers": _NHWC, "feature_group_count": 1, "batch_group_count": 1}
+  if (jnp.dtype(lhs.dtype) != jnp.bfloat16
+      or not supported(params, [lhs.shape[a] for a in x_axes], [g.shape[a] for a in k_axes])):
+    return _conv._conv_general_dilated_transpose_rhs(
+        g.astype(lhs.dtype), lhs, rhs, window_strides=(1, 1), padding=padding, lhs_dilation=(1, 1),
+        rhs_dilation=(1, 1), dimension_numbers=dimension_numbers, feature_group_count=1,
+        batch_group_count=1, precision=None, preferred_element_type=rhs.aval.dtype, out_sharding=None)
+  x, k = jnp.transpose(lhs, x_axes), jnp.transpose(g.astype(lhs.dtype), k_axes)
+  dw = conv(x, k, padding, _NHWC, preferred_element_type=jnp.float32)  # (in, height, width, out)
+  perm = [0] * 4
+  for axis, source in zip(rhs_spec, (3, 0, 1, 2)):
+    perm[axis] = source
+  return jnp.transpose(dw, perm).astype(rhs.aval.dtype)
 
 
 def _batch(args, dims, **params):
@@ -149,7 +169,7 @@ conv_p.def_abstract_eval(_abstract)
 conv_p.def_impl(functools.partial(_dispatch.apply_primitive, conv_p))
 mlir.register_lowering(conv_p, mlir.lower_fun(_xla, multiple_results=False))
 mlir.register_lowering(conv_p, _lower_cpu, platform="cpu")
-ad.defbilinear(conv_p, transpose_lhs, _transpose_rhs)
+ad.defbilinear(conv_p, transpose_lhs, transpose_rhs)
 batching.primitive_batchers[conv_p] = _batch
 
 

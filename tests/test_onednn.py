@@ -49,6 +49,7 @@ def test_enabled_on_this_machine_and_the_compiled_step_calls_onednn():
     pytest.skip(f"oneDNN is only used on x86-64 with jaxlib {_onednn._CHECKED_JAXLIB}, here "
                 f"{platform.machine()} and jaxlib {jaxlib.__version__}")
   assert _onednn.enabled()
+  assert _onednn.enabled(jnp.bfloat16) == _onednn._cpu_has_bfloat16()  # its first-use check passes
   x, w, dn = _operands("nhwc")
   hlo = jax.jit(lambda a, b: _onednn.conv(a, b, PADDINGS[1], dn)).lower(x, w).compile().as_text()
   assert "__onednn$convolution" in hlo and "convolution(" not in hlo
@@ -82,6 +83,27 @@ def test_bfloat16_operands_give_the_float32_sum_of_their_products():
   want = _xla(xb.astype(jnp.float32), wb.astype(jnp.float32), PADDINGS[2], dn)
   assert got.dtype == jnp.float32 and _rel(got, want) <= 1e-6
   assert _rel(got, _xla(x, w, PADDINGS[2], dn)) > 1e-4  # the operands were rounded
+
+
+@needs_onednn
+@pytest.mark.parametrize("pads", PADDINGS)
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_bfloat16_kernel_gradient_is_a_onednn_convolution_with_float32_sums(layout, pads):
+  """The kernel's cotangent from bfloat16 operands (the bfloat16 policy's backward
+  product, float32 result) is one oneDNN convolution, and equals XLA's float32 kernel
+  gradient of the same rounded operands to the order of the sums."""
+  if not _onednn.enabled(jnp.bfloat16):
+    pytest.skip("oneDNN convolutions with bfloat16 operands are off here")
+  from jaxphys._mixed_products import _Float32Operand
+  x, w, dn = _operands(layout, seed=3)
+  xb = x.astype(jnp.bfloat16)
+  g = jnp.cos(_xla(x, w, pads, dn)).astype(jnp.bfloat16)  # a cotangent of the output's shape
+  ours = jax.jit(lambda a, c: _onednn.transpose_rhs(c, a, _Float32Operand(w), padding=pads, dimension_numbers=dn))
+  hlo = ours.lower(xb, g).compile().as_text()
+  assert "__onednn$convolution" in hlo and "convolution(" not in hlo
+  got = ours(xb, g)
+  want = jax.vjp(lambda b: _xla(xb.astype(jnp.float32), b, pads, dn), w)[1](g.astype(jnp.float32))[0]
+  assert got.dtype == jnp.float32 and got.shape == w.shape and _rel(got, want) <= 1e-6
 
 
 @needs_onednn
