@@ -2,9 +2,10 @@
 
     python benchmarks/onednn_conv.py [--rounds 2] [--epochs 3] [--repeats 10]
 
-1. The course CNN's two convolutions piece by piece, batch 128: the forward convolution
-   and the input gradient by XLA and by oneDNN, and the kernel gradient (XLA's in both
-   set-ups), float32 and bfloat16 operands with float32 results; median milliseconds of
+1. The course CNN's two convolutions piece by piece, batch 128: the forward convolution,
+   the input gradient and the kernel gradient by XLA and by oneDNN
+   (``_onednn.kernel_gradient``, which the trainer uses for bfloat16 operands only),
+   float32 and bfloat16 operands with float32 results; median milliseconds of
    ``--repeats`` calls of each compiled piece, under the XLA options ``fit`` uses for
    convolutional programs.
 2. ``fit`` training the course CNN (``benchmarks/training.py``'s case: 6,400 synthetic
@@ -42,6 +43,7 @@ def pieces(repeats: int) -> None:
   from jaxphys.train import _backend
 
   options = _backend.options("cpu", convolutions=True, dot_flops=0)
+  _backend.keep_freed_memory()  # as the trainer runs
   f32 = jnp.float32
   for name, (xs, ws) in SHAPES.items():
     x, w = jax.random.normal(jax.random.key(0), xs), 0.1 * jax.random.normal(jax.random.key(1), ws)
@@ -55,16 +57,18 @@ def pieces(repeats: int) -> None:
       ours = lambda p, q: _onednn.conv(p, q, pads, dn, f32)
       dx_xla = lambda q, r: jax.vjp(lambda p: xla(p, q), a)[1](r.astype(f32))[0]
       dx_ours = lambda q, r: _onednn.transpose_lhs(r, _Float32Operand(x), q, padding=pads, dimension_numbers=dn)
-      dw = lambda p, r: jax.vjp(lambda q: xla(p, q), b)[1](r.astype(f32))[0]
+      dw_xla = lambda p, r: jax.vjp(lambda q: xla(p, q), b)[1](r.astype(f32))[0]
+      dw_ours = lambda p, r: _onednn.kernel_gradient(r, p, pads, dn)
       t = {"forward": (_median_ms(xla, (a, b), options, repeats), _median_ms(ours, (a, b), options, repeats)),
            "input gradient": (_median_ms(dx_xla, (b, c), options, repeats),
-                              _median_ms(dx_ours, (b, c), options, repeats))}
+                              _median_ms(dx_ours, (b, c), options, repeats)),
+           "kernel gradient": (_median_ms(dw_xla, (a, c), options, repeats),
+                               _median_ms(dw_ours, (a, c), options, repeats))}
+      if name == "conv1":  # the input's gradient is never needed for the first layer
+        del t["input gradient"]
       line = ", ".join(f"{k} XLA {x_:.1f} / oneDNN {o:.1f} ms ({x_ / o:.2f}x, {flops / o / 1e6:.0f} GFLOP/s)"
                        for k, (x_, o) in t.items())
-      if name == "conv1":  # the input's gradient is never needed for the first layer
-        line = line.split(", input")[0]
-      print(f"  {name} {jnp.dtype(dtype).name}: {line}; kernel gradient (XLA) "
-            f"{_median_ms(dw, (a, c), options, repeats):.1f} ms", flush=True)
+      print(f"  {name} {jnp.dtype(dtype).name}: {line}", flush=True)
 
 
 def training(rounds: int, epochs: int) -> None:

@@ -2,6 +2,7 @@
 ``jax.profiler``, per XLA operation, forward and backward apart.
 
     python benchmarks/profile_step.py [--model cnn|mlp|softmax|susy] [--batch 128] [--steps 5]
+        [--precision float32|bfloat16]
 
 Prints the median step time (untraced), then for the traced steps each operation's
 time per step, whether it belongs to the forward or the backward pass (JAX names the
@@ -25,7 +26,7 @@ import tempfile
 import time
 
 
-def _step_and_batch(model_name: str, batch: int):
+def _step_and_batch(model_name: str, batch: int, precision: str = "float32"):
   """The model, loss, optimiser and synthetic data of ``benchmarks/training.py``'s case."""
   import jax
   import optax
@@ -35,7 +36,7 @@ def _step_and_batch(model_name: str, batch: int):
   case = Case(model_name, model_name, (18,) if model_name == "susy" else (28, 28, 1), batch, batch)
   x, y = _data(case, batch)
   model, tx = _flax_model(model_name), optax.adam(LR)
-  step = jp.make_train_step(model.apply, _loss(model_name), tx)
+  step = jp.make_train_step(model.apply, _loss(model_name), tx, precision=precision)
   state = jp.create_train_state(jax.random.key(0), model, tx, x)
   data = {"x": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}
   # Compiled as fit compiles it (on CPU, convolutions off YNNPACK, for the CNN the
@@ -59,10 +60,12 @@ def main(argv=None) -> dict:
   ap.add_argument("--batch", type=int, default=128)
   ap.add_argument("--steps", type=int, default=5, help="traced steps (after the timed ones)")
   ap.add_argument("--top", type=int, default=25, help="operations listed")
+  ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                  help="the step's precision (jaxphys.mixed_precision)")
   args = ap.parse_args(argv)
   import jax
 
-  step, state, batch = _step_and_batch(args.model, args.batch)
+  step, state, batch = _step_and_batch(args.model, args.batch, args.precision)
   key = jax.random.key(1)
   origins = _hlo_origins(step.lower(state, batch, key).compile().as_text())
   for _ in range(3):
@@ -97,7 +100,7 @@ def main(argv=None) -> dict:
     end = max(end, b)
   covered /= 1e3 * args.steps
   traced = sum(per_op.values())
-  print(f"{args.model}, batch {args.batch}, jax {jax.__version__} on {jax.devices()[0].platform}: "
+  print(f"{args.model} ({args.precision}), batch {args.batch}, jax {jax.__version__} on {jax.devices()[0].platform}: "
         f"step {step_ms:.1f} ms (median of 20)")
   print(f"traced operations take {traced:.1f} ms per step in all and cover {covered:.1f} ms of "
         f"it (two can run at once); the other {max(0.0, step_ms - covered):.1f} ms are "

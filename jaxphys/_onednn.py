@@ -13,8 +13,10 @@ that this jaxlib does not run, so this module emits it itself:
   It is bilinear: forward mode and reverse mode of any order work, and ``vmap`` falls back
   to XLA's convolution.
 * Its input gradient is ``conv_p`` again (the cotangent convolved with the flipped
-  kernel); its kernel gradient is JAX's own rule (XLA's convolution): oneDNN's forward
-  convolution is slow for that shape and the runtime offers no backward-weights call.
+  kernel). The runtime offers no backward-weights call; the kernel gradient is
+  ``conv_p`` too for bfloat16 operands (:func:`kernel_gradient`: the input, its examples
+  as features, convolved with the cotangent as the kernel), and JAX's own rule (XLA's
+  convolution) in float32, where that is the faster of the two.
 * :func:`enabled` says whether to use it, per operand dtype: the CPU backend of an x86-64
   machine, a jaxlib version whose custom call was checked here (its configuration format
   is private to XLA), ``JAXPHYS_ONEDNN`` not ``0``, for bfloat16 a CPU with AVX-512 BF16,
@@ -133,32 +135,42 @@ def transpose_lhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
   return dx.astype(lhs.aval.dtype)
 
 
-# The kernel gradient as a forward convolution: the input's channels as the batch of
-# NHWC images whose features are the examples, the cotangent as an HWIO kernel.
+# The layout of :func:`kernel_gradient`'s convolution.
 _NHWC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
 
 
-def transpose_rhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
-  """The kernel's cotangent (in ``rhs.aval``'s dtype). bfloat16 operands: :data:`conv_p`
-  of the input (examples as features) with the cotangent as the kernel, both transposed
-  to oneDNN's NHWC / HWIO, the sums in float32; float32 operands, or a cotangent smaller
-  than the padding: JAX's own rule (XLA's convolution, faster in float32)."""
+def kernel_gradient(g, lhs, padding, dimension_numbers):
+  """The kernel's cotangent for the input ``lhs`` and the output's cotangent ``g`` (same
+  dtype), in float32 and the kernel's layout, as one :data:`conv_p`: the input with
+  its channels as the batch and its examples as the features (NHWC), the cotangent as
+  the kernel (HWIO). ``None`` where :data:`conv_p` cannot compute it (a cotangent
+  smaller than the padding)."""
   lhs_spec, rhs_spec, out_spec = dimension_numbers
   x_axes, k_axes = (lhs_spec[1], *lhs_spec[2:], lhs_spec[0]), (*out_spec[2:], out_spec[0], out_spec[1])
   params = {"window_strides": (1, 1), "padding": padding, "lhs_dilation": (1, 1), "rhs_dilation": (1, 1),
             "dimension_numbers": _NHWC, "feature_group_count": 1, "batch_group_count": 1}
-  if (jnp.dtype(lhs.dtype) != jnp.bfloat16
-      or not supported(params, [lhs.shape[a] for a in x_axes], [g.shape[a] for a in k_axes])):
-    return _conv._conv_general_dilated_transpose_rhs(
-        g.astype(lhs.dtype), lhs, rhs, window_strides=(1, 1), padding=padding, lhs_dilation=(1, 1),
-        rhs_dilation=(1, 1), dimension_numbers=dimension_numbers, feature_group_count=1,
-        batch_group_count=1, precision=None, preferred_element_type=rhs.aval.dtype, out_sharding=None)
-  x, k = jnp.transpose(lhs, x_axes), jnp.transpose(g.astype(lhs.dtype), k_axes)
-  dw = conv(x, k, padding, _NHWC, preferred_element_type=jnp.float32)  # (in, height, width, out)
+  if not supported(params, [lhs.shape[a] for a in x_axes], [g.shape[a] for a in k_axes]):
+    return None
+  dw = conv(jnp.transpose(lhs, x_axes), jnp.transpose(g, k_axes), padding, _NHWC,
+            preferred_element_type=jnp.float32)  # (in, height, width, out)
   perm = [0] * 4
   for axis, source in zip(rhs_spec, (3, 0, 1, 2)):
     perm[axis] = source
-  return jnp.transpose(dw, perm).astype(rhs.aval.dtype)
+  return jnp.transpose(dw, perm)
+
+
+def transpose_rhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
+  """The kernel's cotangent (in ``rhs.aval``'s dtype): :func:`kernel_gradient` for
+  bfloat16 operands (2x XLA's there, BENCHMARKS.md), else JAX's own rule (XLA's
+  convolution, the faster one in float32)."""
+  g = g.astype(lhs.dtype)
+  dw = kernel_gradient(g, lhs, padding, dimension_numbers) if jnp.dtype(lhs.dtype) == jnp.bfloat16 else None
+  if dw is None:
+    return _conv._conv_general_dilated_transpose_rhs(
+        g, lhs, rhs, window_strides=(1, 1), padding=padding, lhs_dilation=(1, 1),
+        rhs_dilation=(1, 1), dimension_numbers=dimension_numbers, feature_group_count=1,
+        batch_group_count=1, precision=None, preferred_element_type=rhs.aval.dtype, out_sharding=None)
+  return dw.astype(rhs.aval.dtype)
 
 
 def _batch(args, dims, **params):
