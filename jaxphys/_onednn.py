@@ -161,8 +161,8 @@ def kernel_gradient(g, lhs, padding, dimension_numbers):
 
 def transpose_rhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
   """The kernel's cotangent (in ``rhs.aval``'s dtype): :func:`kernel_gradient` for
-  bfloat16 operands (2x XLA's there, BENCHMARKS.md), else JAX's own rule (XLA's
-  convolution, the faster one in float32)."""
+  bfloat16 operands, else JAX's own rule (XLA's convolution); each is the faster one
+  for its dtype on the course CNN (BENCHMARKS.md, "Memory reuse on CPU")."""
   g = g.astype(lhs.dtype)
   dw = kernel_gradient(g, lhs, padding, dimension_numbers) if jnp.dtype(lhs.dtype) == jnp.bfloat16 else None
   if dw is None:

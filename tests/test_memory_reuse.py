@@ -4,6 +4,7 @@ accounting (``mallinfo2``) shows; ``JAXPHYS_KEEP_MEMORY=0`` leaves ``malloc`` as
 Each case runs in a fresh process: the setting is process-wide."""
 
 import ctypes
+import json
 import os
 import platform
 import subprocess
@@ -58,7 +59,6 @@ def _run(switch):
     env["JAXPHYS_KEEP_MEMORY"] = switch
   done = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
-  import json
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -2,8 +2,10 @@
 
 One place decides the XLA compiler options and the loop strategy of a program, from
 the program itself (whether it convolves, how many FLOPs its matrix products take) and
-the backend. The choices and their measurements are in BENCHMARKS.md. Nothing here is
-public: :func:`jaxphys.fit` and :func:`jaxphys.evaluate` call :func:`plan`.
+the backend, and on CPU how the process keeps the memory XLA frees
+(:func:`keep_freed_memory`). The choices and their measurements are in BENCHMARKS.md.
+Nothing here is public: :func:`jaxphys.fit` and :func:`jaxphys.evaluate` call
+:func:`plan` and :func:`jit`.
 """
 
 from __future__ import annotations
