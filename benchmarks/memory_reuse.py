@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     ap.error("--rounds and --epochs must be positive")
   results = {}
   for case in args.cases:
-    examples = T.CASES[case].examples
+    examples = T.case_examples(T.CASES[case], 1.0)  # as the worker trains (its default scale)
     for precision in args.precision:
       runs = {"0": [], "1": []}
       for r in range(args.rounds):

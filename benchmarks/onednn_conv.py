@@ -94,6 +94,8 @@ def main(argv=None) -> None:
   ap.add_argument("--epochs", type=int, default=3)
   ap.add_argument("--repeats", type=int, default=10)
   args = ap.parse_args(argv)
+  if min(args.rounds, args.epochs, args.repeats) < 1:
+    ap.error("--rounds, --epochs and --repeats must be positive")
   import training as T
   T._pin_threads(2)
   import jax

@@ -394,9 +394,13 @@ def _paired(ours: list, theirs: list) -> str:
   return f" (turn by turn: median {statistics.median(ratios):.2f}x, {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
 
 
+def case_examples(case: Case, scale: float) -> int:
+  """Examples per epoch of ``case`` at ``scale``: whole batches, at least one."""
+  return max(case.batch, int(case.examples * scale) // case.batch * case.batch)
+
+
 def _case_data(case: Case, scale: float):
-  n = max(case.batch, int(case.examples * scale) // case.batch * case.batch)
-  return _data(case, n)
+  return _data(case, case_examples(case, scale))
 
 
 def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
