@@ -14,16 +14,22 @@ Each case also prints every framework's FLOP/s (XLA's count of the plain step's 
 the framework's time) against the machine's float32 and bfloat16 matrix-multiply FLOP/s,
 measured first.
 
-``--precision bfloat16`` trains every framework in its own mixed precision (jaxphys:
-``make_train_step(..., precision="bfloat16")``; PyTorch: ``torch.autocast("cpu",
-dtype=torch.bfloat16)``; Keras: the ``mixed_bfloat16`` policy, float32 logits); the plain
-Flax loop stays float32. ``--isolated ROUNDS`` runs each framework and precision in a
-process of its own instead (one process after another, ``ROUNDS`` rotating rounds), as a
-user runs one framework at a time: no other framework's thread pools share the process.
+``--precision`` picks the precisions: ``default`` (each framework's defaults: jaxphys's
+``precision=None``, which is bfloat16 for convolutional models on a CPU with AVX-512 BF16
+and float32 otherwise, the note says which ran; float32 for the others), ``float32``
+(jaxphys with ``precision="float32"``; the peers, whose default it is, only when
+``default`` is not asked for too) and ``bfloat16``, every framework in its own mixed
+precision (jaxphys: ``make_train_step(..., precision="bfloat16")``; PyTorch:
+``torch.autocast("cpu", dtype=torch.bfloat16)``; Keras: the ``mixed_bfloat16`` policy,
+float32 logits; the plain Flax loop not). Each jaxphys entry's ratio to the fastest peer
+is against the peers' defaults, and against their bfloat16 modes where measured.
+``--isolated ROUNDS`` runs each framework and precision in a process of its own instead
+(one process after another, ``ROUNDS`` rotating rounds), as a user runs one framework at a
+time: no other framework's thread pools share the process.
 
     python benchmarks/training.py [--cases softmax mlp cnn cnn_aug susy_b100 susy_b1024 sweep]
         [--frameworks jaxphys flax torch keras] [--epochs 3] [--threads 2] [--scale 1.0]
-        [--precision float32 bfloat16] [--isolated ROUNDS]
+        [--precision default float32 bfloat16] [--isolated ROUNDS]
 
 PyTorch and TensorFlow get ``--threads`` intra-op threads; XLA uses every core, so keep
 ``--threads`` equal to the core count (``nproc``).
@@ -129,16 +135,17 @@ def _augment(case: Case):
 
 def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, model=None,
                   shared_order: bool = False, between: Optional[Callable[[], None]] = None,
-                  precision: str = "float32") -> dict:
+                  precision: str = "default") -> dict:
   """The library's trainer: ``fit`` as a user calls it (``runs``: K vmapped models,
   each in its own example order unless ``shared_order``); ``between()`` runs after each
-  of its epochs (the other frameworks' turns)."""
+  of its epochs (the other frameworks' turns); ``precision``: ``"default"`` (none
+  given), ``"float32"`` or ``"bfloat16"``."""
   import jax
   import optax
   import jaxphys as jp
 
   model, tx = model or _flax_model(case.kind), optax.adam(LR)
-  mixed = {} if precision == "float32" else {"precision": precision}
+  mixed = {} if precision == "default" else {"precision": precision}
   step = jp.make_train_step(model.apply, _loss(case.kind), tx, augment=_augment(case), **mixed)
   if runs is None:
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
@@ -151,8 +158,9 @@ def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, mod
   _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1,
                    batch_size=case.batch, shared_order=shared_order,
                    callbacks=[] if between is None else [Between()])
+  ran = hist["compilation"]["train"]["precision"]
   return {"seconds": list(hist["epoch_seconds"][1:]), "compile_seconds": hist["compile_seconds"],
-          "note": "" if precision == "float32" else precision}
+          "note": f"default: {ran}" if precision == "default" else precision}
 
 
 def _plain_flax_cnn():
@@ -404,15 +412,16 @@ def _case_data(case: Case, scale: float):
 
 
 def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
-             matmul_flops: float, precision: str = "float32") -> dict:
+             matmul_flops: float, precision: str = "default") -> dict:
   x, y = _case_data(case, scale)
+  peer = _peer_precision(precision)
   n = len(x)
   flops = flops_per_example(case, x, y)
   # Every framework but jaxphys as a one-epoch function; they take turns between the
   # jaxphys trainer's epochs (or among themselves), the first epoch of each untimed.
   makers = {"flax": lambda: flax_epoch(case, x, y),
-            "torch": lambda: torch_epoch(case, x, y, threads, precision),
-            "keras": lambda: keras_epoch(case, x, y, threads, precision)}
+            "torch": lambda: torch_epoch(case, x, y, threads, peer),
+            "keras": lambda: keras_epoch(case, x, y, threads, peer)}
   others = {fw: makers[fw]() for fw in frameworks if fw != "jaxphys"}
   out = {fw: {"seconds": [], **info} for fw, (_, info) in others.items()}
 
@@ -434,27 +443,57 @@ def run_case(case: Case, frameworks, epochs: int, threads: int, scale: float,
     out[fw]["seconds"] = out[fw]["seconds"][1:]
   for fw in frameworks:
     out[fw]["examples_per_second"] = n / statistics.median(out[fw]["seconds"])
+  ran = {"jaxphys": precision, "flax": "float32"}  # the plain Flax loop is float32 only
+  out = {_label(fw, ran.get(fw, peer)): r for fw, r in out.items()}
   _report(out, flops, matmul_flops)
   return {"flops_per_example": flops, **out}
 
 
+def _peer_precision(precision: str) -> str:
+  """The peers' precision for a ``--precision`` name: their default is float32."""
+  return "float32" if precision == "default" else precision
+
+
+def _label(framework: str, precision: str) -> str:
+  """``"torch"`` at a framework's defaults (and a peer's float32), else ``"jaxphys float32"``."""
+  at_default = precision == "default" or (framework != "jaxphys" and precision == "float32")
+  return framework if at_default else f"{framework} {precision}"
+
+
+def _entries(frameworks, precisions) -> list:
+  """The ``(framework, precision)`` pairs to run: no bfloat16 for the plain Flax loop, and
+  the peers' float32 once (it is their default)."""
+  out = []
+  for p in precisions:
+    for fw in frameworks:
+      if p == "bfloat16" and fw == "flax":
+        continue
+      if p == "float32" and fw != "jaxphys" and "default" in precisions:
+        continue
+      out.append((fw, p))
+  return out
+
+
 def _report(out: dict, flops: float, matmul_flops: dict, paired: bool = True) -> None:
-  """Prints each framework's throughput (keys "framework" or "framework precision"),
-  each jaxphys entry's ratios (``paired``: also turn by turn) and everyone's FLOP/s."""
+  """Prints each framework's throughput (keys from :func:`_label`), each jaxphys entry's
+  ratios (``paired``: also turn by turn) and everyone's FLOP/s."""
   for fw, r in out.items():
     r["flops_per_second"] = flops * r["examples_per_second"]
     print(f"  {fw:16s} {r['examples_per_second']:12,.0f} /s   median epoch {statistics.median(r['seconds']):.2f} s"
           + (f", compile {r['compile_seconds']:.1f} s" if "compile_seconds" in r else "")
           + (f"  ({r['note']})" if r.get("note") else ""), flush=True)
-  peers = [r["examples_per_second"] for f, r in out.items() if f.split()[0] in ("torch", "keras")]
+  peers = {mode: [r["examples_per_second"] for f, r in out.items() if f in names]
+           for mode, names in (("defaults", ("torch", "keras")),
+                               ("bfloat16 modes", ("torch bfloat16", "keras bfloat16")))}
   for mine in [f for f in out if f.split()[0] == "jaxphys"]:
     ours = out[mine]["examples_per_second"]
     for fw in out:
       if fw.split()[0] != "jaxphys":
         print(f"  {mine} / {fw}: {ours / out[fw]['examples_per_second']:.2f}x"
               + (_paired(out[mine]["seconds"], out[fw]["seconds"]) if paired else ""))
-    if peers:
-      print(f"  {mine} / fastest peer: {ours / max(peers):.2f}x")
+    for mode, speeds in peers.items():
+      if speeds:
+        print(f"  {mine} / fastest peer at its {mode}: {ours / max(speeds):.2f}x")
   print(f"  FLOP/s ({flops / 1e6:.2f} MFLOP per example, XLA's count of the plain step), as a "
         f"share of the float32 / bfloat16 matrix multiply: "
         + ", ".join(f"{fw} {r['flops_per_second'] / 1e9:.0f} G = {r['flops_per_second'] / matmul_flops['float32']:.0%}"
@@ -470,9 +509,10 @@ def run_alone(case: Case, framework: str, epochs: int, threads: int, scale: floa
   if framework == "jaxphys":
     r = bench_jaxphys(case, x, y, epochs, precision=precision)
   else:
+    peer = _peer_precision(precision)
     makers = {"flax": lambda: flax_epoch(case, x, y),
-              "torch": lambda: torch_epoch(case, x, y, threads, precision),
-              "keras": lambda: keras_epoch(case, x, y, threads, precision)}
+              "torch": lambda: torch_epoch(case, x, y, threads, peer),
+              "keras": lambda: keras_epoch(case, x, y, threads, peer)}
     epoch, info = makers[framework]()
     epoch()  # untimed warm-up; then each epoch's own timing, as in the turns of run_case
     r = {"seconds": [epoch() for _ in range(epochs)], **info}
@@ -503,7 +543,7 @@ def run_isolated(case: Case, entries: list, rounds: int, args, matmul_flops: dic
   out = {}
   for (fw, precision), rs in runs.items():
     seconds = [t for one in rs for t in one["seconds"]]
-    out[fw if precision == "float32" else f"{fw} {precision}"] = {
+    out[_label(fw, precision)] = {
         "seconds": seconds, "examples_per_second": n / statistics.median(seconds),
         "per_process": [one["examples_per_second"] for one in rs], "note": rs[0].get("note", "")}
   _report(out, flops, matmul_flops, paired=False)
@@ -545,7 +585,7 @@ def main(argv=None) -> dict:
   ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
   ap.add_argument("--threads", type=int, default=2)
   ap.add_argument("--scale", type=float, default=1.0, help="multiplies every case's examples per epoch")
-  ap.add_argument("--precision", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
+  ap.add_argument("--precision", nargs="+", default=["default"], choices=["default", "float32", "bfloat16"])
   ap.add_argument("--isolated", type=int, default=0, metavar="ROUNDS",
                   help="each framework and precision in a process of its own, ROUNDS rounds")
   ap.add_argument("--worker", choices=["jaxphys", "flax", "torch", "keras"], help=argparse.SUPPRESS)
@@ -579,8 +619,7 @@ def main(argv=None) -> dict:
     elif args.isolated:
       print(f"{name}, each framework in a process of its own, {args.isolated} rounds:", flush=True)
       case = CASES[name]
-      entries = [(fw, p) for p in args.precision for fw in frameworks if p == "float32" or fw != "flax"]
-      results[name] = run_isolated(case, entries, args.isolated, args, matmul)
+      results[name] = run_isolated(case, _entries(frameworks, args.precision), args.isolated, args, matmul)
     else:
       for precision in args.precision:
         print(f"{name} ({precision}):", flush=True)

@@ -10,10 +10,11 @@
   through :mod:`jaxphys._onednn` instead of XLA's convolution.
 
 :func:`with_products` traces a function to a jaxpr and evaluates it again with those
-replacements. Products inside nested calls (``jit``) are rewritten too; those inside
-other higher-order primitives (``custom_jvp``, ``scan``, ``remat``, ...) run as traced.
-The low-precision products are ``custom_vjp`` functions: reverse-mode derivatives of any
-order work, forward mode (``jax.jvp``, ``jax.jacfwd``) does not. The float32 oneDNN
+replacements (:func:`by_program`: replacements chosen per traced jaxpr). Products
+inside nested calls (``jit``) are rewritten too; those inside other higher-order
+primitives (``custom_jvp``, ``scan``, ``remat``, ...) run as traced. The low-precision
+products are ``custom_vjp`` functions: reverse-mode derivatives of any order work,
+forward mode (``jax.jvp``, ``jax.jacfwd``) does not. The float32 oneDNN
 convolution is an ordinary bilinear primitive: both modes work.
 
 The backward products call JAX's own transpose rules (private to JAX, pinned by
@@ -95,6 +96,12 @@ def with_products(fn: Callable, dtype: Any, onednn: bool = False) -> Callable:
   reach ``fn`` as they are.
   """
   dtype = jnp.dtype(dtype)
+  return by_program(fn, lambda jaxpr: (dtype, onednn))
+
+
+def by_program(fn: Callable, choose: Callable) -> Callable:
+  """``fn`` rewritten as :func:`with_products` does, with the ``(dtype, onednn)`` that
+  ``choose(jaxpr)`` returns for the jaxpr of each call (each trace)."""
 
   @functools.wraps(fn)
   def rewritten(*args, **kwargs):
@@ -109,11 +116,25 @@ def with_products(fn: Callable, dtype: Any, onednn: bool = False) -> Callable:
 
     arrays = [leaves[i] for i in traced]
     closed, shapes = jax.make_jaxpr(on_arrays, return_shape=True)(*arrays)
-    replace = functools.partial(_replacement, dtype=dtype, onednn=onednn)
+    dtype, onednn = choose(closed.jaxpr)
+    replace = functools.partial(_replacement, dtype=jnp.dtype(dtype), onednn=onednn)
     out = _evaluate(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(arrays), replace)
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shapes), out)
 
   return rewritten
+
+
+def onednn_convolves(jaxpr) -> bool:
+  """Whether ``jaxpr`` holds a float32 convolution that the rewrite would hand to
+  oneDNN (:func:`_onednn.supported`), at its top level or in nested ``jit`` calls."""
+  for eqn in jaxpr.eqns:
+    if eqn.primitive is _prims.conv_general_dilated_p:
+      lhs, rhs = (v.aval for v in eqn.invars)
+      if lhs.dtype == F32 and rhs.dtype == F32 and _onednn.supported(eqn.params, lhs.shape, rhs.shape):
+        return True
+    elif eqn.primitive.name in ("jit", "pjit") and onednn_convolves(eqn.params["jaxpr"].jaxpr):
+      return True
+  return False
 
 
 def _replacement(eqn, inputs, dtype, onednn) -> Optional[Callable]:

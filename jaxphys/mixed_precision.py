@@ -13,13 +13,18 @@ else stays in float32:
 * activations, biases, normalisations and the logits stay float32, and so do the
   gradients with respect to the float32 parameters.
 
-``precision="float32"`` (and ``None``, the default on every backend today) leaves the
-model's arithmetic as it is; ``precision="bfloat16"`` takes bfloat16 operands. In both,
-on the CPU backend, stride-1 2-D convolutions run through oneDNN (a private detail, equal
-to XLA's convolutions to float32 rounding; ``JAXPHYS_ONEDNN=0`` turns it off). Pass the name
-to :func:`jaxphys.make_train_step`, :func:`jaxphys.make_eval_step` and
-:func:`jaxphys.predict`; no model needs changes. Products inside other higher-order
-primitives (``scan``, ``remat``, ``custom_jvp`` functions) run as the model wrote them.
+``precision="float32"`` leaves the model's arithmetic as it is; ``precision="bfloat16"``
+takes bfloat16 operands. In both, on the CPU backend, stride-1 2-D convolutions run
+through oneDNN (a private detail, equal to XLA's convolutions to float32 rounding;
+``JAXPHYS_ONEDNN=0`` turns it off). ``precision=None``, the default, is
+:func:`default_precision` of the model, decided when the step is traced: bfloat16 for a
+model with such a convolution on a CPU that computes bfloat16 natively (AVX-512 BF16),
+where it trains the course's CNNs faster at the same accuracy (BENCHMARKS.md), float32
+for every other model and backend. Pass the name to :func:`jaxphys.make_train_step`,
+:func:`jaxphys.make_eval_step` and :func:`jaxphys.predict`; no model needs changes; a
+step's ``precision`` attribute (and a training epoch's ``compilation``) says which ran.
+Products inside other higher-order primitives (``scan``, ``remat``, ``custom_jvp``
+functions) run as the model wrote them.
 The bfloat16 products support reverse-mode derivatives of any order, not forward mode
 (``jax.jvp``, ``jax.jacfwd``): take those in float32.
 
@@ -43,15 +48,11 @@ import jax.numpy as jnp
 
 from jaxphys import _mixed_products, _onednn
 
-__all__ = ["PRECISIONS", "Policy", "get_policy", "cast_floating", "apply_in_precision"]
+__all__ = ["PRECISIONS", "Policy", "get_policy", "default_precision", "cast_floating",
+           "apply_in_precision"]
 
-#: The precision names the trainer accepts (``None`` means the backend's default).
+#: The precision names the trainer accepts (``None`` means :func:`default_precision`).
 PRECISIONS = ("float32", "bfloat16")
-
-# The precision used when none is given, per backend. float32 everywhere: bfloat16
-# becomes a backend's default only where it trains faster at equal accuracy
-# (BENCHMARKS.md, "Mixed precision").
-_DEFAULT = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +102,27 @@ class Policy:
     return cast_floating(tree, self.output_dtype)
 
 
-def get_policy(precision: Optional[Union[str, Policy]] = None) -> Policy:
-  """The :class:`Policy` named ``precision``: ``"float32"``, ``"bfloat16"``, or
-  ``None`` for the default of the current backend (float32 on every backend today).
+def default_precision(convolves: bool = False) -> str:
+  """The precision ``None`` stands for, on the current backend, for a model that does or
+  does not convolve.
+
+  ``"bfloat16"`` where both hold: the model has a float32 2-D convolution that the CPU
+  backend computes through oneDNN (stride 1, no dilation, one group: ``convolves``), and
+  the CPU computes bfloat16 convolutions natively (AVX-512 BF16, ``JAXPHYS_ONEDNN`` not
+  ``0``). There bfloat16 trained the course CNN and the ResNet faster than float32, at
+  the same accuracy within the seeds' spread (BENCHMARKS.md, "Mixed precision").
+  ``"float32"`` otherwise: models without convolutions (the MLP and the SUSY network at
+  small batches trained slower in bfloat16), GPUs and TPUs (not measured).
+
+  >>> default_precision(convolves=False)
+  'float32'
+  """
+  return "bfloat16" if convolves and _onednn.enabled(jnp.bfloat16) else "float32"
+
+
+def get_policy(precision: Optional[Union[str, Policy]] = None, *, convolves: bool = False) -> Policy:
+  """The :class:`Policy` named ``precision``: ``"float32"``, ``"bfloat16"``, or ``None``
+  for :func:`default_precision` (``convolves``: of a model that convolves).
 
   Raises:
     ValueError: any other name (one line).
@@ -114,7 +133,7 @@ def get_policy(precision: Optional[Union[str, Policy]] = None) -> Policy:
   if isinstance(precision, Policy):
     return precision
   if precision is None:
-    precision = _DEFAULT.get(jax.default_backend(), "float32")
+    precision = default_precision(convolves)
   if not isinstance(precision, str) or precision not in PRECISIONS:
     raise ValueError(f"precision must be None or one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
   return _policy(precision)
@@ -157,12 +176,21 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
   backend, equal to XLA's convolution to float32 rounding; ``JAXPHYS_ONEDNN=0`` turns it
   off). With a float32 policy and nothing to rewrite, ``apply_fn`` itself is returned.
 
+  ``precision=None`` decides at each trace, from the traced model, by
+  :func:`default_precision`; the returned function's ``precision`` attribute holds the
+  name last chosen (``None`` before the first call).
+
   >>> import jax, jaxphys as jp
   >>> m = jp.MLP((4, 2))
   >>> v = m.init(jax.random.key(0), jax.numpy.ones((1, 3)))
   >>> apply_in_precision(m.apply, "bfloat16")(v, jax.numpy.ones((5, 3))).dtype
   dtype('float32')
+  >>> by_default = apply_in_precision(m.apply, None)
+  >>> by_default(v, jax.numpy.ones((5, 3))).dtype, by_default.precision
+  (dtype('float32'), 'float32')
   """
+  if precision is None:
+    return _by_default(apply_fn)
   policy = get_policy(precision)
   onednn = _onednn.enabled(policy.compute_dtype)
   if policy.is_identity and not onednn:
@@ -173,4 +201,22 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
   def apply(variables, x, *args, **kwargs):
     return policy.cast_to_output(mixed(variables, x, *args, **kwargs))
 
+  return apply
+
+
+def _by_default(apply_fn: Callable) -> Callable:
+  """``apply_fn`` in :func:`default_precision` of the model traced at each call."""
+
+  def choose(jaxpr):
+    policy = get_policy(None, convolves=_mixed_products.onednn_convolves(jaxpr))
+    apply.precision = policy.name
+    return policy.compute_dtype, _onednn.enabled(policy.compute_dtype)
+
+  mixed = _mixed_products.by_program(apply_fn, choose)
+
+  @functools.wraps(apply_fn)
+  def apply(variables, x, *args, **kwargs):
+    return cast_floating(mixed(variables, x, *args, **kwargs), jnp.float32)
+
+  apply.precision = None
   return apply

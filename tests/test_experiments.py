@@ -14,6 +14,7 @@ import optax
 import pytest
 
 from experiment_data import write_tiny_mnist
+from jaxphys import mixed_precision as mp
 from jaxphys.checkpoint import load_model, load_params
 from jaxphys.experiments import base, mnist, quickstart, susy
 from jaxphys.experiments.susy_models import build_network
@@ -73,12 +74,13 @@ def programs_of(results: dict) -> list:
   return [name for name in results["models"] if name != "trees"]
 
 
-def _planned_for_conv_model() -> dict:
-  """The backend's plan for a convolutional program, asked of it directly."""
+def _planned_for_conv_model(precision: str = "float32") -> dict:
+  """The backend's plan for a convolutional program, asked of it directly, in
+  ``precision`` (the experiments' float32 unless given)."""
   from jaxphys.train import _backend
   jaxpr = jax.make_jaxpr(lambda x: jax.lax.conv(x, x, (1, 1), "SAME"))(jnp.ones((1, 1, 3, 3))).jaxpr
   loop, options = _backend.plan(jaxpr)
-  return {"backend": jax.default_backend(), "loop": loop, "xla_options": options, "precision": "float32"}
+  return {"backend": jax.default_backend(), "loop": loop, "xla_options": options, "precision": precision}
 
 
 def test_resnet_trains_with_batch_statistics(tiny, tmp_path):
@@ -143,7 +145,8 @@ def test_quickstart_runs_and_publishes_when_given_out(tmp_path, capsys):
   assert r["mlp"]["accuracy"] > 0.5 and r["config"]["epochs"] == 2
   programs = r["environment"]["compiler"]["programs"]
   assert set(programs) == {"logistic", "softmax_l2_sweep", "mlp", "cnn"}
-  assert programs["cnn"]["train"] == _planned_for_conv_model()
+  # the quickstart trains at the library's defaults: the default precision of a CNN
+  assert programs["cnn"]["train"] == _planned_for_conv_model(mp.default_precision(convolves=True))
 
 
 def test_resume_continues_to_the_uninterrupted_result(tiny, tmp_path):

@@ -216,15 +216,17 @@ def test_wrong_operands_are_an_error_not_a_crash():
 
 
 @needs_onednn
-def test_the_first_use_check_holds_when_first_asked_inside_jit(monkeypatch):
-  """``predict`` is jit-able: the check then runs during a trace, and must still pass."""
-  monkeypatch.setattr(_onednn, "_CHECKED", {})
+@pytest.mark.parametrize("precision", ["float32", None])
+def test_the_first_use_check_holds_when_first_asked_inside_jit(monkeypatch, precision):
+  """``predict`` is jit-able: the check then runs during a trace, and must still pass
+  (``None``: the default's own check, bfloat16's where the CPU has it)."""
   model = jp.CNN(conv_features=(4,), dense_features=(8,))
   x = jnp.ones((4, 8, 8, 1))
   state = jp.create_train_state(jax.random.key(0), model, optax.sgd(0.1), x)
   monkeypatch.setattr(_onednn, "_CHECKED", {})
-  jax.jit(lambda s, a: jp.predict(model.apply, s, a, batch_size=4))(state, x)
-  assert _onednn._CHECKED["float32"] is True and _onednn.enabled()
+  jax.jit(lambda s, a: jp.predict(model.apply, s, a, batch_size=4, precision=precision))(state, x)
+  dtype = precision or ("bfloat16" if _onednn._cpu_has_bfloat16() else "float32")
+  assert _onednn._CHECKED[dtype] is True and _onednn.enabled(dtype)
 
 
 def test_bfloat16_needs_the_cpu_s_bfloat16_products(monkeypatch):

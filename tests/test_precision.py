@@ -8,6 +8,9 @@ the norm of the float32 value); see the gradient test for the deeper layers. The
 policy changes nothing (1e-6).
 """
 
+import os
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -67,12 +70,16 @@ def test_bfloat16_step_matches_float32_loss_and_gradients(name, seed):
   x, y = _data(shape, seed=seed)
   params = model.init(jax.random.key(3 + seed), x[:1])["params"]
   ref_loss, ref_grads = _reference_grads(model, params, x, y)
-  for precision in (None, "float32"):  # float32: the model as it is
-    loss, grads, _ = _step_grads(model, params, x, y, precision)
-    assert abs(float(loss) - float(ref_loss)) <= F32_RTOL * abs(float(ref_loss))
-    # 1e-5: the trainer's gradient is read back as params - (params - g), rounded in float32
-    assert _rel(_flat(grads), _flat(ref_grads)) <= 1e-5
+  loss, grads, _ = _step_grads(model, params, x, y, "float32")  # the model as it is
+  assert abs(float(loss) - float(ref_loss)) <= F32_RTOL * abs(float(ref_loss))
+  # 1e-5: the trainer's gradient is read back as params - (params - g), rounded in float32
+  assert _rel(_flat(grads), _flat(ref_grads)) <= 1e-5
   loss, grads, _ = _step_grads(model, params, x, y, "bfloat16")
+  # the default is the named precision default_precision gives for the model, bit for bit
+  default = mp.default_precision(convolves=name == "cnn")
+  by_default = _step_grads(model, params, x, y, None)
+  named = (loss, grads) if default == "bfloat16" else _step_grads(model, params, x, y, "float32")
+  assert float(by_default[0]) == float(named[0]) and np.array_equal(_flat(by_default[1]), _flat(named[1]))
   assert loss.dtype == jnp.float32
   assert {g.dtype for g in jax.tree_util.tree_leaves(grads)} == {jnp.dtype(jnp.float32)}
   # Against float32: the loss to 1e-3; the output layer's gradients (the logits' error
@@ -173,7 +180,7 @@ def _product_dtypes(fn, *args) -> set:
 
 
 @pytest.mark.parametrize("precision, want", [("bfloat16", {"bfloat16"}), ("float32", {"float32"}),
-                                             (None, {"float32"})])
+                                             (None, {mp.default_precision(convolves=True)})])
 def test_products_and_convolutions_run_in_the_compute_dtype(precision, want):
   model = jp.CNN(conv_features=(4,), dense_features=(8,))
   x, y = _data((8, 8, 1), n=4)
@@ -312,6 +319,7 @@ def test_policy_names_and_casts(monkeypatch):
   p = mp.get_policy("bfloat16")
   assert (p.param_dtype, p.compute_dtype, p.output_dtype) == (jnp.float32, jnp.bfloat16, jnp.float32)
   assert mp.get_policy(p) is p and mp.get_policy(None).name == "float32"
+  assert mp.get_policy(None, convolves=True).name == mp.default_precision(convolves=True)
   key = jax.random.key(0)
   tree = {"w": jnp.ones((2, 3)), "i": jnp.arange(3), "b": jnp.array([True]), "k": key, "s": 1.5}
   out = mp.cast_floating(tree, "bfloat16")
@@ -320,3 +328,42 @@ def test_policy_names_and_casts(monkeypatch):
   apply = jp.MLP((4, 2)).apply  # (a bound method is a new object at every access)
   monkeypatch.setenv("JAXPHYS_ONEDNN", "0")  # (else float32 rewrites convolutions on CPU)
   assert mp.apply_in_precision(apply, "float32") is apply
+
+
+def _bfloat16_convolutions_here() -> bool:
+  """Whether this machine is one where the default is bfloat16 for convolutional models
+  (the CPU backend, with AVX-512 BF16, oneDNN's checked jaxlib), judged apart from
+  default_precision."""
+  return (jax.default_backend() == "cpu" and _onednn._cpu_has_bfloat16()
+          and _onednn._jaxlib_checked() and os.environ.get("JAXPHYS_ONEDNN", "1") == "1")
+
+
+def test_the_default_is_bfloat16_for_convolutional_models_where_the_cpu_computes_it(monkeypatch):
+  want = "bfloat16" if _bfloat16_convolutions_here() else "float32"
+  assert mp.default_precision(convolves=True) == want
+  assert mp.default_precision(convolves=False) == mp.default_precision() == "float32"
+  x, y = _data((8, 8, 1), n=8)
+  tx = optax.adam(1e-3)
+  cnn = jp.CNN(conv_features=(4,), dense_features=(8,))
+
+  class Strided(nn.Module):  # its only convolution is not oneDNN's (stride 2): float32
+    @nn.compact
+    def __call__(self, x, train=False):
+      return nn.Dense(10)(nn.Conv(4, (3, 3), strides=2)(x).reshape(len(x), -1))
+
+  for model, expected in ((cnn, want), (Strided(), "float32"), (jp.MLP((8, 10)), "float32")):
+    state = jp.create_train_state(jax.random.key(0), model, tx, x)
+    step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+    assert step.precision is None  # decided when traced
+    epoch = jp.make_train_epoch(step, x, y, batch_size=4)
+    epoch(state, jax.random.key(1), 0)
+    assert step.precision == epoch.compilation["precision"] == expected, model
+    ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
+    ev(state, {"x": x, "y": y})
+    assert ev.precision == expected
+    assert _product_dtypes(lambda s, v: jp.predict(model.apply, s, v), state, x) <= {expected}
+  monkeypatch.setenv("JAXPHYS_ONEDNN", "0")  # no oneDNN convolutions: float32 throughout
+  assert mp.default_precision(convolves=True) == "float32"
+  step = jp.make_train_step(cnn.apply, jp.softmax_cross_entropy, tx)
+  step(jp.create_train_state(jax.random.key(0), cnn, tx, x), {"x": x, "y": y}, jax.random.key(1))
+  assert step.precision == "float32"

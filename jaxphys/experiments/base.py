@@ -82,7 +82,10 @@ class TrainingConfig(BaseConfig):
                          "that changes the computation differs")
   precision: str = setting("float32", "dtype of the operands of the networks' matrix products "
                            "and convolutions, which sum in float32 (jaxphys.mixed_precision; "
-                           "everything else stays float32)", choices=PRECISIONS)
+                           "everything else stays float32); float32 unless given, so results do "
+                           "not depend on the CPU (the library's default is bfloat16 for "
+                           "convolutional networks on CPUs with AVX-512 BF16)",
+                           choices=PRECISIONS)
 
 
 OPTIMIZERS = ("adam", "sgd")

@@ -54,15 +54,16 @@ class _Pass:
 
   ``batch_fn(carry, sums, data, plan, b) -> (carry, sums)`` (``sums=None``: the batch's
   metrics instead). With ``num_runs`` it is vmapped: per-run carry and sums, shared data,
-  ``plan`` mapped where ``plan_axes`` says.
+  ``plan`` mapped where ``plan_axes`` says. ``step``: the train or eval step, whose
+  ``precision`` attribute names the precision it was traced in.
   """
 
-  def __init__(self, batch_fn, num_batches, num_runs, plan_axes, replicate, donate, precision):
+  def __init__(self, batch_fn, num_batches, num_runs, plan_axes, replicate, donate, step):
     if num_runs is not None:
       batch_fn = jax.vmap(batch_fn, in_axes=(0, 0, None, plan_axes, None))
     self.batch_fn, self.num_batches, self.replicate, self.donate = batch_fn, num_batches, replicate, donate
     self.compiled, self.loop, self.options, self.compile_seconds = None, None, {}, 0.0
-    self.precision = precision
+    self.step = step
 
   def _zero_sums(self):
     sums = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self._shapes)
@@ -97,7 +98,7 @@ class _Pass:
     if self.compiled is None:
       return None
     return {"backend": jax.default_backend(), "loop": self.loop, "xla_options": dict(self.options),
-            "precision": self.precision}
+            "precision": getattr(self.step, "precision", None)}
 
   def __call__(self, carry, data, plan):
     """Dispatches the pass; returns ``(carry, sums)`` without waiting for them."""
@@ -173,8 +174,7 @@ class TrainEpoch:
       return state, (m if sums is None else _accumulate(sums, m, jnp.sum(batch["weight"]), state.step))
 
     plan_axes = ((None if shared_order else 0), None, 0)
-    self._pass = _Pass(batch_fn, nb, num_runs, plan_axes, replicate, donate=True,
-                       precision=getattr(train_step, "precision", None))
+    self._pass = _Pass(batch_fn, nb, num_runs, plan_axes, replicate, donate=True, step=train_step)
 
   def order(self, words: np.ndarray, epoch: int) -> np.ndarray:
     """The batch indices of ``epoch`` (host): ``(num_batches, B)`` or ``(K, ...)``."""
@@ -233,8 +233,7 @@ class Evaluation:
       m = eval_step(state, split(batch))
       return state, (m if sums is None else _accumulate(sums, m, jnp.sum(batch["weight"])))
 
-    self._pass = _Pass(batch_fn, nb, num_runs, None, replicate, donate=False,
-                       precision=getattr(eval_step, "precision", None))
+    self._pass = _Pass(batch_fn, nb, num_runs, None, replicate, donate=False, step=eval_step)
 
   def compile(self, state) -> None:
     """Compiles ahead of the first pass (once)."""

@@ -150,15 +150,19 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
       (:mod:`jaxphys.mixed_precision`): ``"float32"``, ``"bfloat16"`` (every matrix
       product and convolution of ``apply_fn``, forward and backward, from bfloat16
       operands into float32; parameters, activations, optimiser state, model state,
-      logits, loss and metrics stay float32), or ``None``, the backend's default
-      (float32).
+      logits, loss and metrics stay float32), or ``None``: the default for the model
+      and backend, chosen when the step is traced
+      (:func:`jaxphys.mixed_precision.default_precision`: bfloat16 for convolutional
+      models on a CPU with AVX-512 BF16, else float32).
 
   Returns:
     ``step(state, batch, key)`` with ``batch = {"x": (B, ...), "y": (B, ...),
     "weight": (B,) optional}``; metrics hold ``loss`` (data term), ``objective``
     (with the penalty) and those of ``metrics_fn``, each a scalar. Called directly it
     compiles with XLA's default options; :func:`make_train_epoch` compiles a whole
-    epoch of it with the options :func:`fit` uses on this backend.
+    epoch of it with the options :func:`fit` uses on this backend. ``step.precision``
+    is the precision's name (for ``None``: the one chosen at the last trace, ``None``
+    before it).
 
   >>> import jax, optax, jaxphys as jp
   >>> model, tx = jp.LogisticRegression(), optax.sgd(0.1)
@@ -169,8 +173,7 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
   >>> int(state.step), sorted(metrics)
   (1, ['accuracy', 'loss', 'objective'])
   """
-  policy = get_policy(precision)
-  model = apply_in_precision(apply_fn, policy)
+  model = apply_in_precision(apply_fn, _checked(precision))
 
   def train_step(state: TrainState, batch: Batch, key) -> tuple[TrainState, dict]:
     x, y, w = batch["x"], batch["y"], _weight(batch)
@@ -196,12 +199,26 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
     updates, opt_state = _update(tx, grads, state.opt_state, state.params, obj)
     state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                           model_state=model_state, opt_state=opt_state)
+    step.precision = _name(model, precision)  # at trace time: what this program runs in
     return state, {"loss": loss, "objective": obj, **metrics_fn(logits, y, w)}
 
   step = jax.jit(train_step)
   step.apply_fn, step.loss_fn = apply_fn, loss_fn  # what fit checks the labels against
-  step.precision = policy.name
+  step.precision = _name(model, precision)
   return step
+
+
+def _checked(precision: Optional[str]) -> Optional[str]:
+  """``precision`` itself, after :func:`get_policy` has checked the name (one line)."""
+  if precision is not None:
+    get_policy(precision)
+  return precision
+
+
+def _name(model: Callable, precision: Optional[str]) -> Optional[str]:
+  """The name of the precision ``model`` (from :func:`apply_in_precision`) runs in:
+  ``precision``'s, or for ``None`` the one chosen at the model's last trace."""
+  return getattr(model, "precision", None) if precision is None else get_policy(precision).name
 
 
 def make_eval_step(apply_fn: Callable, loss_fn: Callable,
@@ -213,7 +230,7 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable,
   ``state_or_params`` is a :class:`TrainState` or bare parameters. Metrics are weighted
   means over ``batch["weight"]`` (default 1): ``loss`` and those of ``metrics_fn``,
   float32 scalars. ``precision``: the dtype of the model's product operands, as in
-  :func:`make_train_step` (float32 logits).
+  :func:`make_train_step` (float32 logits; ``eval_step.precision`` its name).
 
   >>> import jax, optax, jaxphys as jp
   >>> model = jp.LogisticRegression()
@@ -222,16 +239,16 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable,
   >>> sorted(ev(state, {"x": jax.numpy.ones((3, 2)), "y": jax.numpy.array([0, 1, 1])}))
   ['accuracy', 'loss']
   """
-  policy = get_policy(precision)
-  model = apply_in_precision(apply_fn, policy)
+  model = apply_in_precision(apply_fn, _checked(precision))
 
   def eval_step(state_or_params, batch: Batch) -> dict:
     w = _weight(batch)
     logits = model(variables(state_or_params), batch["x"], train=False)
+    eval_step.precision = _name(model, precision)
     return {"loss": weighted_mean(w, loss_fn(logits, batch["y"])), **metrics_fn(logits, batch["y"], w)}
 
   eval_step.apply_fn, eval_step.loss_fn = apply_fn, loss_fn
-  eval_step.precision = policy.name
+  eval_step.precision = _name(model, precision)
   return eval_step
 
 
@@ -254,7 +271,7 @@ def predict(apply_fn: Callable, state_or_params: Any, x: ArrayLike, *, batch_siz
   """
   if int(batch_size) <= 0:
     raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-  model = apply_in_precision(apply_fn, get_policy(precision))
+  model = apply_in_precision(apply_fn, _checked(precision))
   x = jnp.asarray(x)
   n = x.shape[0]
   v = variables(state_or_params)
