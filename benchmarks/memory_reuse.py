@@ -2,13 +2,14 @@
 and on, each run in a process of its own, in one run.
 
     python benchmarks/memory_reuse.py [--cases cnn mlp susy_b100 susy_b1024]
-        [--precision float32] [--rounds 2] [--epochs 3]
+        [--precision {default,float32,bfloat16} ...] [--rounds 2] [--epochs 3]
 
 Each case of ``benchmarks/training.py`` trains with jaxphys alone in a fresh process, as
 ``training.py --isolated`` runs it (its worker), with ``JAXPHYS_KEEP_MEMORY=0`` (glibc's
 ``malloc`` as it is) and ``1`` (the default), the two settings taking turns, the order
 reversed every round. Prints examples per second over the median of all timed epochs of
-each setting, each process's own figure, and the ratio on / off.
+each setting, each process's own figure, the ratio on / off, and the median of the timed
+epochs' minor page faults (memory the kernel had to hand the process afresh).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main(argv=None) -> dict:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--cases", nargs="+", default=["cnn", "mlp", "susy_b100", "susy_b1024"],
                   choices=[c for c in T.CASES])
-  ap.add_argument("--precision", nargs="+", default=["float32"], choices=["float32", "bfloat16"])
+  ap.add_argument("--precision", nargs="+", default=["float32"], choices=["default", "float32", "bfloat16"])
   ap.add_argument("--rounds", type=int, default=2)
   ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
   args = ap.parse_args(argv)
@@ -58,9 +59,10 @@ def main(argv=None) -> dict:
       speed = {s: examples / statistics.median([t for one in rs for t in one["seconds"]]) for s, rs in runs.items()}
       results[f"{case} {precision}"] = speed
       each = {s: ", ".join(f"{one['examples_per_second']:,.0f}" for one in rs) for s, rs in runs.items()}
+      faults = {s: statistics.median([f for one in rs for f in one["minor_faults"]]) for s, rs in runs.items()}
       print(f"{case} ({precision}): JAXPHYS_KEEP_MEMORY=0 {speed['0']:,.0f} /s (per process {each['0']}), "
-            f"=1 {speed['1']:,.0f} /s (per process {each['1']}), on / off {speed['1'] / speed['0']:.2f}x",
-            flush=True)
+            f"=1 {speed['1']:,.0f} /s (per process {each['1']}), on / off {speed['1'] / speed['0']:.2f}x; "
+            f"minor page faults per epoch, median: {faults['0']:,.0f} off, {faults['1']:,.0f} on", flush=True)
   return results
 
 

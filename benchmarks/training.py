@@ -42,6 +42,7 @@ import dataclasses
 import itertools
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -151,15 +152,19 @@ def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, mod
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
   else:
     state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
+  faults = [resource.getrusage(resource.RUSAGE_SELF).ru_minflt]  # the process's, at each epoch's end
+
   class Between(jp.callbacks.Callback):
     def on_epoch_end(self, loop, epoch, logs):
-      between()
+      faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+      if between is not None:
+        between()
 
   _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1,
-                   batch_size=case.batch, shared_order=shared_order,
-                   callbacks=[] if between is None else [Between()])
+                   batch_size=case.batch, shared_order=shared_order, callbacks=[Between()])
   ran = hist["compilation"]["train"]["precision"]
   return {"seconds": list(hist["epoch_seconds"][1:]), "compile_seconds": hist["compile_seconds"],
+          "minor_faults": [b - a for a, b in zip(faults[1:], faults[2:])],  # timed epochs
           "note": f"default: {ran}" if precision == "default" else precision}
 
 
@@ -599,7 +604,7 @@ def main(argv=None) -> dict:
     result = run_alone(CASES[args.cases[0]], args.worker, args.epochs, args.threads, args.scale,
                        args.precision[0])
     with open(args.json, "w") as f:
-      json.dump({k: v for k, v in result.items() if k in ("seconds", "examples_per_second", "note")}, f)
+      json.dump({k: v for k, v in result.items() if k in ("seconds", "examples_per_second", "note", "minor_faults")}, f)
     return result
   import jax
   frameworks = [f for f in args.frameworks if f in ("jaxphys", "flax")

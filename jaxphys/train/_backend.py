@@ -76,9 +76,10 @@ def jit(fn: Callable, opts: dict, **kwargs) -> Callable:
   return jax.jit(fn, **kwargs, **({"compiler_options": opts} if opts else {}))
 
 
-# glibc's mallopt parameters (malloc.h) and the free memory the heap keeps.
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_KEPT_BYTES = 1 << 30
+# glibc's mallopt parameters (malloc.h), the free memory the heap keeps, and the pad
+# that keeps a thread's extra heap (at most 64 MiB on 64-bit glibc) once it is empty.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+_KEPT_BYTES, _TOP_PAD_BYTES = 1 << 30, 128 << 20
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,9 +90,12 @@ def keep_freed_memory() -> bool:
   course CNN) with ``malloc`` at every run and frees it after. glibc serves blocks
   that large by ``mmap`` and returns them on ``free``, so every training step faults
   in, and zeroes, its whole working memory again (BENCHMARKS.md, "Memory reuse on
-  CPU"). Here glibc's heap serves every block and keeps up to 1 GiB of freed memory
-  for reuse. Process-wide, once, on Linux with glibc; ``JAXPHYS_KEEP_MEMORY=0``
-  leaves ``malloc`` as it is. Returns whether the setting was applied.
+  CPU"). Here glibc's heaps serve every block and keep up to 1 GiB of freed memory
+  for reuse; a top pad of 128 MiB also keeps the extra heaps of XLA's worker threads
+  (64 MiB each), which glibc unmaps as soon as they are empty. Blocks above 64 MiB
+  that a worker thread asks for are still mapped afresh. Process-wide, once, on Linux
+  with glibc; ``JAXPHYS_KEEP_MEMORY=0`` leaves ``malloc`` as it is. Returns whether
+  the setting was applied.
 
   Raises:
     ValueError: ``JAXPHYS_KEEP_MEMORY`` set to anything but ``0`` or ``1`` (one line).
@@ -99,7 +103,8 @@ def keep_freed_memory() -> bool:
   if not _switches.on("JAXPHYS_KEEP_MEMORY") or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
     return False
   libc = ctypes.CDLL(None)  # the C library this process runs on
-  return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _KEPT_BYTES))
+  return all(libc.mallopt(param, value) for param, value in (
+      (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _KEPT_BYTES), (_M_TOP_PAD, _TOP_PAD_BYTES)))
 
 
 def _equations(jaxpr):
