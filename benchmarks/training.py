@@ -152,19 +152,21 @@ def bench_jaxphys(case: Case, x, y, epochs: int, runs: Optional[int] = None, mod
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
   else:
     state = jp.create_train_states(jax.random.split(jax.random.key(0), runs), model, tx, x)
-  faults = [resource.getrusage(resource.RUSAGE_SELF).ru_minflt]  # the process's, at each epoch's end
+  minflt = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  faults, since = [], [minflt()]  # each epoch's minor page faults, without the others' turns
 
   class Between(jp.callbacks.Callback):
     def on_epoch_end(self, loop, epoch, logs):
-      faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+      faults.append(minflt() - since[0])
       if between is not None:
         between()
+      since[0] = minflt()
 
   _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1,
                    batch_size=case.batch, shared_order=shared_order, callbacks=[Between()])
   ran = hist["compilation"]["train"]["precision"]
   return {"seconds": list(hist["epoch_seconds"][1:]), "compile_seconds": hist["compile_seconds"],
-          "minor_faults": [b - a for a, b in zip(faults[1:], faults[2:])],  # timed epochs
+          "minor_faults": faults[1:],  # the timed epochs
           "note": f"default: {ran}" if precision == "default" else precision}
 
 
@@ -557,14 +559,15 @@ def run_isolated(case: Case, entries: list, rounds: int, args, matmul_flops: dic
 
 def run_sweep(epochs: int, scale: float) -> dict:
   """K vmapped runs against K runs one after the other (8 logistic regressions, 4 MLPs
-  512-512 and 4 small ones, 18-64-64-1): each vmapped run in its own example order (the
-  default) and all in one order."""
+  512-512 and 4 small ones, 18-64-64-1, 2 course CNNs): each vmapped run in its own
+  example order (the default) and all in one order."""
   import jaxphys as jp
   out = {}
   sweeps = {  # logistic regression and the small MLP on SUSY-shaped events
       "logreg": (8, Case("sweep_logreg", "susy", (18,), 128, 100_000), jp.LogisticRegression()),
       "mlp": (4, Case("sweep_mlp", "mlp", (28, 28, 1), 128, 20_000), None),
       "mlp_small": (4, Case("sweep_mlp_small", "susy", (18,), 128, 100_000), jp.MLP((64, 64, 1))),
+      "cnn": (2, Case("sweep_cnn", "cnn", (28, 28, 1), 128, 3_200), None),  # the default precision
   }
   for kind, (k, case, model) in sweeps.items():
     n = int(case.examples * scale) // case.batch * case.batch

@@ -125,26 +125,36 @@ def by_program(fn: Callable, choose: Callable) -> Callable:
 
 
 def onednn_convolves(jaxpr) -> bool:
-  """Whether ``jaxpr`` holds a float32 convolution that the rewrite would hand to
-  oneDNN (:func:`_onednn.supported`), at its top level or in nested ``jit`` calls."""
+  """Whether ``jaxpr`` holds a convolution that the rewrite hands to oneDNN
+  (:func:`_to_onednn`), at its top level or in nested ``jit`` calls."""
   for eqn in jaxpr.eqns:
-    if eqn.primitive is _prims.conv_general_dilated_p:
-      lhs, rhs = (v.aval for v in eqn.invars)
-      if lhs.dtype == F32 and rhs.dtype == F32 and _onednn.supported(eqn.params, lhs.shape, rhs.shape):
-        return True
-    elif eqn.primitive.name in ("jit", "pjit") and onednn_convolves(eqn.params["jaxpr"].jaxpr):
+    if _to_onednn(eqn, [v.aval for v in eqn.invars]):
+      return True
+    if eqn.primitive.name in ("jit", "pjit") and onednn_convolves(eqn.params["jaxpr"].jaxpr):
       return True
   return False
 
 
+def _rewritable(eqn, inputs) -> bool:
+  """Whether ``eqn`` is a product the rewrite replaces: float32 operands and result."""
+  return (eqn.primitive in _KEPT and all(jnp.dtype(x.dtype) == F32 for x in inputs)
+          and eqn.params.get("preferred_element_type") in (None, F32))
+
+
+def _to_onednn(eqn, inputs) -> bool:
+  """Whether the rewrite computes ``eqn`` (with operands like ``inputs``) by oneDNN:
+  a rewritable 2-D convolution that :func:`_onednn.supported` accepts."""
+  return (eqn.primitive is _prims.conv_general_dilated_p and _rewritable(eqn, inputs)
+          and _onednn.supported(eqn.params, inputs[0].shape, inputs[1].shape))
+
+
 def _replacement(eqn, inputs, dtype, onednn) -> Optional[Callable]:
   """What computes ``eqn`` instead (a function of ``inputs``), or ``None`` to keep it."""
-  if (eqn.primitive not in _KEPT or any(jnp.dtype(x.dtype) != F32 for x in inputs)
-      or eqn.params.get("preferred_element_type") not in (None, F32)):
+  if not _rewritable(eqn, inputs):
     return None
   params = tuple((k, eqn.params[k]) for k in _KEPT[eqn.primitive])
   is_conv = eqn.primitive is _prims.conv_general_dilated_p
-  fast = onednn and is_conv and _onednn.supported(eqn.params, inputs[0].shape, inputs[1].shape)
+  fast = onednn and _to_onednn(eqn, inputs)
   if dtype == F32:
     return (lambda x, y: _onednn_forward(x, y, **dict(params))) if fast else None
   product = _onednn_conv_product if fast else _conv_product if is_conv else _dot

@@ -10,8 +10,9 @@ that this jaxlib does not run, so this module emits it itself:
 * :data:`conv_p` is a primitive with ``lax.conv_general_dilated``'s meaning for stride 1,
   no dilation, one feature group and padding of at most the kernel size less one. On CPU
   it lowers to the custom call; on every other platform to ``lax.conv_general_dilated``.
-  It is bilinear: forward mode and reverse mode of any order work, and ``vmap`` falls back
-  to XLA's convolution.
+  It is bilinear: forward mode and reverse mode of any order work. Under ``vmap`` a
+  mapped input with one kernel is one larger call, a mapped kernel (K runs of a model)
+  one call per run, up to :data:`_MAX_RUNS` runs (more take XLA's convolution).
 * Its input gradient is ``conv_p`` again (the cotangent convolved with the flipped
   kernel). The runtime offers no backward-weights call; the kernel gradient is
   ``conv_p`` too for bfloat16 operands (:func:`kernel_gradient`: the input, its examples
@@ -96,7 +97,7 @@ def _abstract(lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
 
 
 def _xla(lhs, rhs, *, padding, dimension_numbers, preferred_element_type):
-  """The same convolution by XLA (other platforms, ``vmap``)."""
+  """The same convolution by XLA (other platforms, ``vmap`` of many runs)."""
   return lax.conv_general_dilated(lhs, rhs, (1,) * len(padding), padding,
                                   dimension_numbers=dimension_numbers,
                                   preferred_element_type=preferred_element_type)
@@ -173,8 +174,30 @@ def transpose_rhs(g, lhs, rhs, *, padding, dimension_numbers, **unused):
   return dw.astype(rhs.aval.dtype)
 
 
+# vmapped convolutions with a mapped kernel (K runs of one model) are this many
+# oneDNN calls at most, one per run; more runs take XLA's batched convolution.
+_MAX_RUNS = 32
+
+
 def _batch(args, dims, **params):
-  return jax.vmap(functools.partial(_xla, **params), in_axes=dims)(*args), 0
+  """``vmap`` of :data:`conv_p`: with one kernel, the mapped axis joins the examples
+  (one call); with a mapped kernel, one call per index up to :data:`_MAX_RUNS`."""
+  (lhs, rhs), (ld, rd) = args, dims
+  lhs_spec, _, out_spec = params["dimension_numbers"]
+  if rd is None:  # one kernel: the mapped axis joins the examples
+    lhs = jnp.moveaxis(lhs, ld, lhs_spec[0])  # (..., K, N, ...): K * N examples
+    shape = list(lhs.shape)
+    k = shape.pop(lhs_spec[0])
+    shape[lhs_spec[0]] *= k
+    out = conv_p.bind(lhs.reshape(shape), rhs, **params)
+    split = list(out.shape)
+    split[out_spec[0]:out_spec[0] + 1] = [k, split[out_spec[0]] // k]
+    return out.reshape(split), out_spec[0]
+  k = rhs.shape[rd]
+  if k > _MAX_RUNS:
+    return jax.vmap(functools.partial(_xla, **params), in_axes=dims)(*args), 0
+  take = lambda a, d, i: a if d is None else lax.index_in_dim(a, i, d, keepdims=False)
+  return jnp.stack([conv_p.bind(take(lhs, ld, i), take(rhs, rd, i), **params) for i in range(k)]), 0
 
 
 conv_p.def_abstract_eval(_abstract)

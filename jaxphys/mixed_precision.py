@@ -21,8 +21,9 @@ through oneDNN (a private detail, equal to XLA's convolutions to float32 roundin
 model with such a convolution on a CPU that computes bfloat16 natively (AVX-512 BF16),
 where it trains the course's CNNs faster at the same accuracy (BENCHMARKS.md), float32
 for every other model and backend. Pass the name to :func:`jaxphys.make_train_step`,
-:func:`jaxphys.make_eval_step` and :func:`jaxphys.predict`; no model needs changes; a
-step's ``precision`` attribute (and a training epoch's ``compilation``) says which ran.
+:func:`jaxphys.make_eval_step` and :func:`jaxphys.predict` (which computes in float32
+unless given); no model needs changes; a step's ``precision`` attribute (and a
+training epoch's ``compilation``) says which ran.
 Products inside other higher-order primitives (``scan``, ``remat``, ``custom_jvp``
 functions) run as the model wrote them.
 The bfloat16 products support reverse-mode derivatives of any order, not forward mode
@@ -111,8 +112,10 @@ def default_precision(convolves: bool = False) -> str:
   the CPU computes bfloat16 convolutions natively (AVX-512 BF16, ``JAXPHYS_ONEDNN`` not
   ``0``). There bfloat16 trained the course CNN and the ResNet faster than float32, at
   the same accuracy within the seeds' spread (BENCHMARKS.md, "Mixed precision").
-  ``"float32"`` otherwise: models without convolutions (the MLP and the SUSY network at
-  small batches trained slower in bfloat16), GPUs and TPUs (not measured).
+  ``"float32"`` otherwise: models without convolutions (bfloat16 is not faster for all
+  of them: the SUSY network at batch 100 trained slower), GPUs and TPUs (not measured).
+  Like every bfloat16 step, such a default step supports reverse-mode derivatives
+  only: take forward-mode ones (``jax.jvp``) with ``precision="float32"``.
 
   >>> default_precision(convolves=False)
   'float32'
@@ -178,7 +181,8 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
 
   ``precision=None`` decides at each trace, from the traced model, by
   :func:`default_precision`; the returned function's ``precision`` attribute holds the
-  name last chosen (``None`` before the first call).
+  name last chosen (``None`` before the first call where the choice depends on the
+  model, ``"float32"`` where bfloat16 is never the default).
 
   >>> import jax, jaxphys as jp
   >>> m = jp.MLP((4, 2))
@@ -205,7 +209,17 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
 
 
 def _by_default(apply_fn: Callable) -> Callable:
-  """``apply_fn`` in :func:`default_precision` of the model traced at each call."""
+  """``apply_fn`` in :func:`default_precision` of the model traced at each call; where
+  that cannot be bfloat16, float32's function itself (nothing traced twice)."""
+  if not _onednn.enabled(jnp.bfloat16):
+    as_float32 = apply_in_precision(apply_fn, "float32")
+
+    @functools.wraps(apply_fn)
+    def apply(*args, **kwargs):
+      return as_float32(*args, **kwargs)
+
+    apply.precision = "float32"
+    return apply
 
   def choose(jaxpr):
     policy = get_policy(None, convolves=_mixed_products.onednn_convolves(jaxpr))

@@ -107,10 +107,37 @@ def test_bfloat16_kernel_gradient_is_a_onednn_convolution_with_float32_sums(layo
 
 
 @needs_onednn
-def test_vmap_falls_back_to_xla():
+@pytest.mark.parametrize("axes", [(0, None), (None, 0), (0, 0), (2, 3)])
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_vmap_runs_through_onednn_and_equals_xla(layout, axes):
+  """Mapped inputs with one kernel, one input with mapped kernels, both (K runs): equal
+  to XLA's vmapped convolution, value and both gradients; the value with no XLA
+  convolution (float32's kernel gradient is XLA's by design)."""
+  x, w, dn = _operands(layout, seed=2)
+  xs = jnp.stack([x, -x, 0.5 * x], axes[0]) if axes[0] is not None else x
+  ws = jnp.stack([w, 2 * w, w[::-1]], axes[1]) if axes[1] is not None else w
+  pads = PADDINGS[2]
+
+  def loss(conv):
+    return lambda a, b: jnp.sum(jnp.sin(jax.vmap(lambda p, q: conv(p, q, pads, dn), in_axes=axes)(a, b)))
+
+  hlo = jax.jit(loss(_onednn.conv)).lower(xs, ws).compile().as_text()
+  assert "__onednn$convolution" in hlo and "convolution(" not in hlo
+  ours = jax.jit(jax.value_and_grad(loss(_onednn.conv), (0, 1)))
+  (value, grads), (want, want_grads) = ours(xs, ws), jax.value_and_grad(loss(_xla), (0, 1))(xs, ws)
+  assert _rel(value, want) <= 1e-5
+  for got, ref in zip(grads, want_grads):
+    assert got.shape == ref.shape and _rel(got, ref) <= 1e-5
+
+
+@needs_onednn
+def test_vmap_of_many_runs_falls_back_to_xla(monkeypatch):
+  monkeypatch.setattr(_onednn, "_MAX_RUNS", 1)
   x, w, dn = _operands("nhwc", seed=2)
   ws = jnp.stack([w, 2 * w])
-  got = jax.vmap(lambda b: _onednn.conv(x, b, PADDINGS[1], dn))(ws)
+  f = jax.jit(jax.vmap(lambda b: _onednn.conv(x, b, PADDINGS[1], dn)))
+  assert "__onednn$convolution" not in f.lower(ws).compile().as_text()
+  got = f(ws)
   for k in range(2):
     assert _rel(got[k], _xla(x, ws[k], PADDINGS[1], dn)) <= 1e-6
 

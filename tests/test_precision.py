@@ -76,7 +76,9 @@ def test_bfloat16_step_matches_float32_loss_and_gradients(name, seed):
   assert _rel(_flat(grads), _flat(ref_grads)) <= 1e-5
   loss, grads, _ = _step_grads(model, params, x, y, "bfloat16")
   # the default is the named precision default_precision gives for the model, bit for bit
-  default = mp.default_precision(convolves=name == "cnn")
+  jaxpr = jax.make_jaxpr(lambda p, v: model.apply({"params": p}, v))(params, x).jaxpr
+  default = mp.default_precision(convolves=_mixed_products.onednn_convolves(jaxpr))
+  assert _mixed_products.onednn_convolves(jaxpr) == (name == "cnn" and _onednn.enabled())
   by_default = _step_grads(model, params, x, y, None)
   named = (loss, grads) if default == "bfloat16" else _step_grads(model, params, x, y, "float32")
   assert float(by_default[0]) == float(named[0]) and np.array_equal(_flat(by_default[1]), _flat(named[1]))
@@ -179,8 +181,8 @@ def _product_dtypes(fn, *args) -> set:
   return found
 
 
-@pytest.mark.parametrize("precision, want", [("bfloat16", {"bfloat16"}), ("float32", {"float32"}),
-                                             (None, {mp.default_precision(convolves=True)})])
+@pytest.mark.parametrize("precision, want", [("bfloat16", "bfloat16"), ("float32", "float32"),
+                                             (None, "the default")])
 def test_products_and_convolutions_run_in_the_compute_dtype(precision, want):
   model = jp.CNN(conv_features=(4,), dense_features=(8,))
   x, y = _data((8, 8, 1), n=4)
@@ -188,6 +190,7 @@ def test_products_and_convolutions_run_in_the_compute_dtype(precision, want):
   state = jp.create_train_state(jax.random.key(0), model, tx, x)
   step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx, precision=precision)
   batch = {"x": x, "y": y}
+  want = {mp.default_precision(convolves=True) if precision is None else want}
   # forward and backward: every product of the step (the optimiser has none)
   assert _product_dtypes(step, state, batch, jax.random.key(1)) == want
   ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy, precision=precision)
@@ -354,14 +357,17 @@ def test_the_default_is_bfloat16_for_convolutional_models_where_the_cpu_computes
   for model, expected in ((cnn, want), (Strided(), "float32"), (jp.MLP((8, 10)), "float32")):
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
     step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
-    assert step.precision is None  # decided when traced
+    assert step.precision == (None if want == "bfloat16" else "float32")  # None: decided when traced
     epoch = jp.make_train_epoch(step, x, y, batch_size=4)
     epoch(state, jax.random.key(1), 0)
     assert step.precision == epoch.compilation["precision"] == expected, model
     ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
     ev(state, {"x": x, "y": y})
     assert ev.precision == expected
-    assert _product_dtypes(lambda s, v: jp.predict(model.apply, s, v), state, x) <= {expected}
+    by_default = lambda s, v: jp.predict(model.apply, s, v, precision=None)
+    assert _product_dtypes(by_default, state, x) == {expected}
+    # predict itself computes in float32 unless given
+    assert _product_dtypes(lambda s, v: jp.predict(model.apply, s, v), state, x) == {"float32"}
   monkeypatch.setenv("JAXPHYS_ONEDNN", "0")  # no oneDNN convolutions: float32 throughout
   assert mp.default_precision(convolves=True) == "float32"
   step = jp.make_train_step(cnn.apply, jp.softmax_cross_entropy, tx)

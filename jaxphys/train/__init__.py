@@ -16,8 +16,9 @@ epoch over device-resident data for a loop of your own; :func:`fit` runs those e
 with :mod:`jaxphys.callbacks`. ``precision="bfloat16"`` (:func:`make_train_step`,
 :func:`make_eval_step`, :func:`predict`) runs any model's matrix products and
 convolutions on bfloat16 operands with float32 sums, everything else in float32
-(:mod:`jaxphys.mixed_precision`); the default, ``precision=None``, does so for
-convolutional models on CPUs with AVX-512 BF16 and keeps float32 otherwise. A state whose leaves carry a leading axis of ``K`` runs
+(:mod:`jaxphys.mixed_precision`); the steps' default, ``precision=None``, does so for
+convolutional models on CPUs with AVX-512 BF16 and keeps float32 otherwise (``predict``:
+float32 unless given). A state whose leaves carry a leading axis of ``K`` runs
 (:func:`create_train_states`) trains all runs as one vmapped program: different seeds,
 regularisation strengths or (with ``optax.inject_hyperparams``) learning rates.
 

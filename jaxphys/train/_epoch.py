@@ -55,7 +55,7 @@ class _Pass:
   ``batch_fn(carry, sums, data, plan, b) -> (carry, sums)`` (``sums=None``: the batch's
   metrics instead). With ``num_runs`` it is vmapped: per-run carry and sums, shared data,
   ``plan`` mapped where ``plan_axes`` says. ``step``: the train or eval step, whose
-  ``precision`` attribute names the precision it was traced in.
+  ``precision`` attribute names the precision it was traced in (read once compiled).
   """
 
   def __init__(self, batch_fn, num_batches, num_runs, plan_axes, replicate, donate, step):
@@ -63,7 +63,7 @@ class _Pass:
       batch_fn = jax.vmap(batch_fn, in_axes=(0, 0, None, plan_axes, None))
     self.batch_fn, self.num_batches, self.replicate, self.donate = batch_fn, num_batches, replicate, donate
     self.compiled, self.loop, self.options, self.compile_seconds = None, None, {}, 0.0
-    self.step = step
+    self.step, self.precision = step, None
 
   def _zero_sums(self):
     sums = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self._shapes)
@@ -81,7 +81,7 @@ class _Pass:
       return
     start = time.perf_counter()
     closed, shapes = jax.make_jaxpr(self.batch_fn, return_shape=True)(carry, None, data, plan, 0)
-    self._shapes = shapes[1]
+    self._shapes, self.precision = shapes[1], getattr(self.step, "precision", None)
     self.loop, self.options = _backend.plan(closed.jaxpr)
     if self.loop == "scan":  # the input stays valid: nothing donated
       self.compiled = _backend.jit(self._epoch, self.options).lower(carry, data, plan).compile()
@@ -98,7 +98,7 @@ class _Pass:
     if self.compiled is None:
       return None
     return {"backend": jax.default_backend(), "loop": self.loop, "xla_options": dict(self.options),
-            "precision": getattr(self.step, "precision", None)}
+            "precision": self.precision}
 
   def __call__(self, carry, data, plan):
     """Dispatches the pass; returns ``(carry, sums)`` without waiting for them."""

@@ -230,7 +230,8 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable,
   ``state_or_params`` is a :class:`TrainState` or bare parameters. Metrics are weighted
   means over ``batch["weight"]`` (default 1): ``loss`` and those of ``metrics_fn``,
   float32 scalars. ``precision``: the dtype of the model's product operands, as in
-  :func:`make_train_step` (float32 logits; ``eval_step.precision`` its name).
+  :func:`make_train_step` (float32 logits; ``eval_step.precision`` its name, for
+  ``None`` the one chosen at the last call or trace).
 
   >>> import jax, optax, jaxphys as jp
   >>> model = jp.LogisticRegression()
@@ -253,13 +254,15 @@ def make_eval_step(apply_fn: Callable, loss_fn: Callable,
 
 
 def predict(apply_fn: Callable, state_or_params: Any, x: ArrayLike, *, batch_size: int = 1024,
-            precision: Optional[str] = None) -> jax.Array:
+            precision: Optional[str] = "float32") -> jax.Array:
   """Logits of the model on ``x`` (``(n, ...)`` -> ``(n, ...)``), ``train=False``, in batches.
 
   ``state_or_params``: a :class:`TrainState` (its running statistics are used) or bare
   parameters. Pure and jit-able (``batch_size`` and ``precision`` static); vmap it over
   K runs. ``precision``: the dtype of the model's product operands, as in
-  :func:`make_train_step`; the logits are float32.
+  :func:`make_train_step`, but float32 unless given, so that predictions (and
+  forward-mode derivatives of them) do not depend on the CPU; ``None`` for the
+  trainer's default. The logits are float32.
 
   >>> import jax, optax, jaxphys as jp
   >>> model = jp.SoftmaxRegression(3)
