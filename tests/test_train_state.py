@@ -63,7 +63,7 @@ def test_resnet_fits_with_stacked_runs_and_keeps_per_run_statistics():
   stats = trained.model_state["batch_stats"]["BatchNorm_0"]["mean"]
   assert stats.shape[0] == 2 and not np.allclose(stats[0], stats[1])
   one = jax.tree_util.tree_map(lambda a: a[1], trained)
-  logits = jp.predict(model.apply, one, x)
+  logits = jp.predict(model.apply, one, x, precision=ev.precision)  # the evaluation's precision
   np.testing.assert_allclose(hist["eval_loss"][-1, 1], jp.softmax_cross_entropy(logits, y).mean(), rtol=1e-4)
 
 

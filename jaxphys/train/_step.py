@@ -162,7 +162,7 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
     compiles with XLA's default options; :func:`make_train_epoch` compiles a whole
     epoch of it with the options :func:`fit` uses on this backend. ``step.precision``
     is the precision's name (for ``None``: the one chosen at the last trace, ``None``
-    before it).
+    before it where the choice depends on the model).
 
   >>> import jax, optax, jaxphys as jp
   >>> model, tx = jp.LogisticRegression(), optax.sgd(0.1)
