@@ -248,23 +248,34 @@ def _cpu_has_bfloat16() -> bool:
 
 
 def _works(dtype) -> bool:
-  """:func:`_check` once per process and dtype (bfloat16 only where the CPU has it)."""
+  """:func:`_check` once per process and dtype (asked by :func:`enabled` only where
+  :func:`available`: bfloat16 only where the CPU has it)."""
   name = jnp.dtype(dtype).name
   if name not in _CHECKED:
-    if name == "bfloat16" and not _cpu_has_bfloat16():
-      _CHECKED[name] = False
-    else:
-      try:
-        with jax.ensure_compile_time_eval():  # also when first asked inside a jit trace
-          _CHECKED[name] = bool(_check(jnp.dtype(dtype)))
-      except Exception:  # noqa: BLE001 (any failure of the private protocol means: do not use it)
-        return False  # not remembered: it may have been the caller's context
+    try:
+      with jax.ensure_compile_time_eval():  # also when first asked inside a jit trace
+        _CHECKED[name] = bool(_check(jnp.dtype(dtype)))
+    except Exception:  # noqa: BLE001 (any failure of the private protocol means: do not use it)
+      return False  # not remembered: it may have been the caller's context
   return _CHECKED[name]
 
 
 def _jaxlib_checked() -> bool:
   import jaxlib
   return jaxlib.__version__ in _CHECKED_JAXLIB
+
+
+def available(dtype=jnp.float32) -> bool:
+  """Whether :func:`enabled` can be true for ``dtype`` here, judged without compiling
+  anything: all its conditions but the first-use check.
+
+  Raises:
+    ValueError: ``JAXPHYS_ONEDNN`` set to anything but ``0`` or ``1`` (one line).
+  """
+  dtype = jnp.dtype(dtype)
+  return (_switches.on("JAXPHYS_ONEDNN") and jax.default_backend() == "cpu"
+          and platform.machine().lower() in ("x86_64", "amd64") and _jaxlib_checked()
+          and dtype in _DTYPES and (dtype != jnp.bfloat16 or _cpu_has_bfloat16()))
 
 
 def enabled(dtype=jnp.float32) -> bool:
@@ -274,6 +285,4 @@ def enabled(dtype=jnp.float32) -> bool:
   Raises:
     ValueError: ``JAXPHYS_ONEDNN`` set to anything but ``0`` or ``1`` (one line).
   """
-  return (_switches.on("JAXPHYS_ONEDNN") and jax.default_backend() == "cpu"
-          and platform.machine().lower() in ("x86_64", "amd64") and _jaxlib_checked()
-          and jnp.dtype(dtype) in _DTYPES and _works(dtype))
+  return available(dtype) and _works(dtype)

@@ -210,8 +210,9 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
 
 def _by_default(apply_fn: Callable) -> Callable:
   """``apply_fn`` in :func:`default_precision` of the model traced at each call; where
-  that cannot be bfloat16, float32's function itself (nothing traced twice)."""
-  if not _onednn.enabled(jnp.bfloat16):
+  that cannot be bfloat16, float32's function itself (nothing traced twice). Whether
+  bfloat16 convolutions work is checked (compiled) only once a model convolves."""
+  if not _onednn.available(jnp.bfloat16):
     as_float32 = apply_in_precision(apply_fn, "float32")
 
     @functools.wraps(apply_fn)
