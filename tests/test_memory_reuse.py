@@ -1,8 +1,9 @@
-"""The trainer's CPU memory setting (``jaxphys.train._backend.keep_freed_memory``): after
-it, glibc serves large blocks from its heap and keeps them when freed, in the main
-thread's heap and in the extra heaps of other threads, as its own accounting
-(``mallinfo2``) shows; ``JAXPHYS_KEEP_MEMORY=0`` leaves ``malloc`` as it was. Each case
-runs in a fresh process: the setting is process-wide."""
+"""The trainer's CPU memory settings (``jaxphys.train._backend.share_one_heap`` and
+``keep_freed_memory``): after them, glibc serves large blocks from its heap and keeps
+them when freed, in the main heap that threads started after ``import jaxphys`` share
+(blocks over 64 MiB too) and in the extra heaps of threads that had heaps of their own
+before, as its own accounting (``mallinfo2``) shows; ``JAXPHYS_KEEP_MEMORY=0`` leaves
+``malloc`` as it was. Each case runs in a fresh process: the settings are process-wide."""
 
 import ctypes
 import json
@@ -22,12 +23,14 @@ pytestmark = pytest.mark.skipif(
 
 # Prints, for a 64 MiB NumPy block before and after fit compiles a CPU program: the
 # bytes glibc has mapped with mmap while the block lives, and the free bytes its heaps
-# keep once the block is freed; and, after fit, the heap bytes glibc gives back when a
-# thread (as XLA's workers do) frees a 40 MiB block that did not fit beside the 30 MiB
-# it holds in its first heap, so that glibc made an extra heap for it.
+# keep once the block is freed; then, after fit, with the argument "early": the heap
+# bytes glibc gives back when a thread bound to a heap of its own before jaxphys was
+# imported (as XLA's workers are when JAX ran first) frees a 40 MiB block that did not
+# fit beside the 30 MiB it holds in its first heap, so that glibc made an extra heap
+# for it; without: for a 100 MiB block of a thread started after fit (as XLA's workers
+# are), the bytes mapped while it lives and the free bytes kept once it is freed.
 _SCRIPT = r"""
-import ctypes, json, threading
-import jax, numpy as np, optax, jaxphys as jp
+import ctypes, json, sys, threading
 
 class Info(ctypes.Structure):
   _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
@@ -43,20 +46,34 @@ def block():
   del a
   return {"mapped": mapped, "kept": libc.mallinfo2().fordblks}
 
-def thread_block():
+seen, go = {}, threading.Event()
+def work():
+  libc.free(libc.malloc(64))  # binds this thread to a heap of its own
+  go.wait()
+  seen["before"] = libc.mallinfo2().arena
+  held, extra = libc.malloc(30 << 20), libc.malloc(40 << 20)
+  seen["with"] = libc.mallinfo2().arena
+  libc.free(extra)
+  seen["after"] = libc.mallinfo2().arena
+  libc.free(held)
+early = threading.Thread(target=work)
+if sys.argv[1] == "early":
+  early.start()
+
+def thread_big():
   seen = {}
   def work():
-    seen["before"] = libc.mallinfo2().arena
-    held, extra = libc.malloc(30 << 20), libc.malloc(40 << 20)
-    seen["with"] = libc.mallinfo2().arena
-    libc.free(extra)
-    seen["after"] = libc.mallinfo2().arena
-    libc.free(held)
+    mapped = libc.mallinfo2().hblkhd
+    big = libc.malloc(100 << 20)
+    seen["mapped"] = libc.mallinfo2().hblkhd - mapped
+    libc.free(big)
+    seen["kept"] = libc.mallinfo2().fordblks
   worker = threading.Thread(target=work)
   worker.start()
   worker.join()
-  return {"grew": seen["with"] - seen["before"], "gave_back": seen["with"] - seen["after"]}
+  return seen
 
+import jax, numpy as np, optax, jaxphys as jp
 out = {"before": block()}
 model, tx = jp.MLP((4, 2)), optax.sgd(0.1)
 x, y = np.ones((16, 3), np.float32), np.zeros(16, np.int32)
@@ -64,7 +81,12 @@ state = jp.create_train_state(jax.random.key(0), model, tx, x)
 jp.fit(state, jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx), x, y,
        key=jax.random.key(1), epochs=1, batch_size=8)
 out["after"] = block()
-out["thread"] = thread_block()
+if sys.argv[1] == "early":
+  go.set()
+  early.join()
+  out["thread"] = {"grew": seen["with"] - seen["before"], "gave_back": seen["with"] - seen["after"]}
+else:
+  out["big"] = thread_big()
 from jaxphys.train import _backend
 out["applied"] = _backend.keep_freed_memory()
 print(json.dumps(out))
@@ -72,12 +94,12 @@ print(json.dumps(out))
 MiB = 1 << 20
 
 
-def _run(switch):
+def _run(switch, mode="late"):
   env = {k: v for k, v in os.environ.items() if k != "JAXPHYS_KEEP_MEMORY"}
   env["JAX_PLATFORMS"] = "cpu"
   if switch is not None:
     env["JAXPHYS_KEEP_MEMORY"] = switch
-  done = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+  done = subprocess.run([sys.executable, "-c", _SCRIPT, mode], env=env, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -88,6 +110,12 @@ def test_after_the_first_cpu_program_large_blocks_come_from_the_heap_and_stay():
   assert out["before"]["mapped"] >= 64 * MiB  # glibc's default: a block this large is mmap'd
   assert out["after"]["mapped"] < 64 * MiB     # now from the heap...
   assert out["after"]["kept"] >= 64 * MiB      # ...which keeps it once freed
+  assert out["big"]["mapped"] < 100 * MiB      # a new thread's block over 64 MiB: the heap's...
+  assert out["big"]["kept"] >= 100 * MiB       # ...kept once freed
+
+
+def test_a_thread_with_a_heap_of_its_own_keeps_its_extra_heap():
+  out = _run(None, "early")
   assert out["thread"]["grew"] >= 70 * MiB     # the thread's heaps took both blocks...
   assert out["thread"]["gave_back"] == 0       # ...and keep the extra one once it is empty
 
@@ -96,6 +124,7 @@ def test_switched_off_malloc_stays_as_it_was():
   out = _run("0")
   assert out["applied"] is False
   assert out["after"]["mapped"] >= 64 * MiB
+  assert out["big"]["mapped"] >= 100 * MiB
 
 
 def test_a_wrong_switch_is_a_one_line_error(monkeypatch):

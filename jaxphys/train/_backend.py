@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
+import os
 import platform
 from typing import Callable
 
@@ -78,8 +79,31 @@ def jit(fn: Callable, opts: dict, **kwargs) -> Callable:
 
 # glibc's mallopt parameters (malloc.h), the free memory the heap keeps, and the pad
 # that keeps a thread's extra heap (at most 64 MiB on 64-bit glibc) once it is empty.
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
 _KEPT_BYTES, _TOP_PAD_BYTES = 1 << 30, 128 << 20
+
+
+def _glibc() -> bool:
+  return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
+def share_one_heap() -> bool:
+  """Has every thread that allocates for the first time from now on use glibc's main heap.
+
+  XLA's CPU runtime allocates a compiled program's temporary buffer on one of its
+  worker threads. A thread's own glibc heap grows to 64 MiB at most; a larger block
+  (the course CNN's step at batch 256 needs 123 MiB) is mapped afresh at every run
+  and unmapped when freed, so every step faults in and zeroes it again, whatever
+  :func:`keep_freed_memory` sets. The main heap has no such limit. glibc binds a thread
+  to a heap at its first allocation, so this runs when jaxphys is imported, before
+  XLA's threads exist; where JAX ran before (its threads hold heaps of their own),
+  ``MALLOC_ARENA_MAX=1`` in the environment does the same. Process-wide, on Linux
+  with glibc, unless ``JAXPHYS_KEEP_MEMORY`` is ``0`` (a wrong value is reported by
+  :func:`keep_freed_memory`). Returns whether it was applied.
+  """
+  if not _glibc() or os.environ.get("JAXPHYS_KEEP_MEMORY", "1") != "1":
+    return False
+  return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1))
 
 
 @functools.lru_cache(maxsize=None)
@@ -91,20 +115,23 @@ def keep_freed_memory() -> bool:
   that large by ``mmap`` and returns them on ``free``, so every training step faults
   in, and zeroes, its whole working memory again (BENCHMARKS.md, "Memory reuse on
   CPU"). Here glibc's heaps serve every block and keep up to 1 GiB of freed memory
-  for reuse; a top pad of 128 MiB also keeps the extra heaps of XLA's worker threads
-  (64 MiB each), which glibc unmaps as soon as they are empty. Blocks above 64 MiB
-  that a worker thread asks for are still mapped afresh. Process-wide, once, on Linux
-  with glibc; ``JAXPHYS_KEEP_MEMORY=0`` leaves ``malloc`` as it is. Returns whether
-  the setting was applied.
+  for reuse; a top pad of 128 MiB also keeps the extra heaps of threads that have
+  heaps of their own (64 MiB each; :func:`share_one_heap`), which glibc unmaps as soon
+  as they are empty. Process-wide, once, on Linux with glibc; ``JAXPHYS_KEEP_MEMORY=0``
+  leaves ``malloc`` as it is. Returns whether the setting was applied.
 
   Raises:
     ValueError: ``JAXPHYS_KEEP_MEMORY`` set to anything but ``0`` or ``1`` (one line).
   """
-  if not _switches.on("JAXPHYS_KEEP_MEMORY") or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+  if not _switches.on("JAXPHYS_KEEP_MEMORY") or not _glibc():
     return False
   libc = ctypes.CDLL(None)  # the C library this process runs on
   return all(libc.mallopt(param, value) for param, value in (
       (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _KEPT_BYTES), (_M_TOP_PAD, _TOP_PAD_BYTES)))
+
+
+# Before XLA's worker threads first allocate (see the docstring).
+_ONE_HEAP = share_one_heap()
 
 
 def _equations(jaxpr):

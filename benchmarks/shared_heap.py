@@ -1,0 +1,87 @@
+"""The trainer's shared heap (``jaxphys.train._backend.share_one_heap``) on and undone,
+each run in a process of its own, in one run.
+
+    python benchmarks/shared_heap.py [--configs cnn_b128 cnn_b256 cnn_x2] [--rounds 2]
+        [--epochs 3]
+
+Configurations: the course CNN at batch 128 and 256, and 2 vmapped course CNNs at batch
+128 (``fit`` at the library's defaults, 6,400 MNIST-shaped random images). Each trains
+in a fresh process with the setting as ``import jaxphys`` leaves it (XLA's worker
+threads share glibc's main heap) and undone right after the import, before JAX runs
+anything (``mallopt(M_ARENA_MAX, 8 x cores)``, glibc's default: each thread gets a heap
+of its own, as before the setting). The two take turns, the order reversed every round.
+Prints model-images per second over the median timed epoch of each setting, each
+process's own figure, the ratio and the median minor page faults per timed epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+CONFIGS = {"cnn_b128": (128, None), "cnn_b256": (256, None), "cnn_x2": (128, 2)}  # batch, vmapped runs
+EXAMPLES = 6_400
+_M_ARENA_MAX = -8
+
+
+def _worker(config: str, setting: str, epochs: int, path: str) -> None:
+  import ctypes
+  import jaxphys  # noqa: F401 (applies the setting)
+  if setting == "undone":
+    assert ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 8 * os.cpu_count())
+  import training as T
+  batch, runs = CONFIGS[config]
+  case = T.Case(config, "cnn", (28, 28, 1), batch, EXAMPLES)
+  x, y = T._data(case, EXAMPLES)
+  out = T.bench_jaxphys(case, x, y, epochs, runs=runs)
+  out["model_images_per_second"] = (runs or 1) * EXAMPLES / statistics.median(out["seconds"])
+  with open(path, "w") as f:
+    json.dump(out, f)
+
+
+def _run(config: str, setting: str, epochs: int) -> dict:
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "result.json")
+    subprocess.run([sys.executable, __file__, "--worker", config, setting, str(epochs), path], check=True)
+    with open(path) as f:
+      return json.load(f)
+
+
+def main(argv=None) -> dict:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+  ap.add_argument("--rounds", type=int, default=2)
+  ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
+  args = ap.parse_args(argv)
+  if args.rounds < 1 or args.epochs < 1:
+    ap.error("--rounds and --epochs must be positive")
+  results = {}
+  for config in args.configs:
+    runs = {"shared": [], "undone": []}
+    for r in range(args.rounds):
+      for setting in ("undone", "shared") if r % 2 == 0 else ("shared", "undone"):
+        runs[setting].append(_run(config, setting, args.epochs))
+    speed = {s: statistics.median([one["model_images_per_second"] for one in rs]) for s, rs in runs.items()}
+    faults = {s: statistics.median([f for one in rs for f in one["minor_faults"]]) for s, rs in runs.items()}
+    each = {s: ", ".join(f"{one['model_images_per_second']:,.0f}" for one in rs) for s, rs in runs.items()}
+    results[config] = {"speed": speed, "faults": faults}
+    print(f"{config}: own heaps {speed['undone']:,.0f} model-images/s ({each['undone']}), shared heap "
+          f"{speed['shared']:,.0f} ({each['shared']}), shared / own {speed['shared'] / speed['undone']:.2f}x; "
+          f"minor page faults per epoch, median: {faults['undone']:,.0f} own, {faults['shared']:,.0f} shared",
+          flush=True)
+  return results
+
+
+if __name__ == "__main__":
+  if sys.argv[1:2] == ["--worker"]:
+    _worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+  else:
+    main()
