@@ -3,9 +3,10 @@
 
 * low precision: each float32 ``dot_general`` and ``conv_general_dilated`` becomes the
   same product of operands cast to the compute dtype with a float32 result
-  (``preferred_element_type``). Their VJPs compute the two backward products the same
-  way, the cotangent cast to the compute dtype. Everything else (elementwise operations,
-  reductions, BatchNorm) stays float32;
+  (``preferred_element_type``); a convolution through oneDNN rounds its float32 sums
+  to the compute dtype first (:func:`_onednn_rounded`). Their VJPs compute the two
+  backward products the same way, the cotangent cast to the compute dtype. Everything
+  else (elementwise operations, reductions, BatchNorm) stays float32;
 * oneDNN: on the CPU backend, each supported 2-D convolution and its input gradient run
   through :mod:`jaxphys._onednn` instead of XLA's convolution.
 
@@ -73,11 +74,20 @@ def _onednn_forward(lhs, rhs, *, padding, dimension_numbers, preferred_element_t
   return _onednn.conv(lhs, rhs, padding, dimension_numbers, preferred_element_type)
 
 
+def _onednn_rounded(lhs, rhs, *, padding, dimension_numbers, preferred_element_type=None, **unused):
+  """oneDNN's convolution of low-precision operands, its float32 sums rounded to the
+  operands' dtype (as Keras's ``mixed_bfloat16`` and PyTorch's autocast keep them), in
+  ``preferred_element_type``: what reads it (bias, activation, pooling and their
+  gradients) moves half the bytes."""
+  out = _onednn.conv(lhs, rhs, padding, dimension_numbers, lhs.dtype)
+  return out.astype(preferred_element_type or lhs.dtype)
+
+
 _dot = _product(_lax._dot_general_transpose_lhs, _lax._dot_general_transpose_rhs,
                 jax.lax.dot_general)
 _conv_product = _product(_conv._conv_general_dilated_transpose_lhs,
                          _conv._conv_general_dilated_transpose_rhs, jax.lax.conv_general_dilated)
-_onednn_conv_product = _product(_onednn.transpose_lhs, _onednn.transpose_rhs, _onednn_forward)
+_onednn_conv_product = _product(_onednn.transpose_lhs, _onednn.transpose_rhs, _onednn_rounded)
 
 # The parameters each product keeps (the others are set by the rewrite).
 _KEPT = {

@@ -2,7 +2,7 @@
 
 jaxlib's CPU backend contains oneDNN, and its runtime executes a custom call named
 ``__onednn$convolution`` with oneDNN's direct convolution (float32, or bfloat16 operands
-with a float32 result, natively on AVX-512 BF16 hardware). XLA's own CPU convolutions are
+with a float32 or bfloat16 result, natively on AVX-512 BF16 hardware). XLA's own CPU convolutions are
 slower on the course CNN's shapes, and compute bfloat16 operands in float32
 (BENCHMARKS.md, "Convolutions through oneDNN"). XLA emits that custom call only from a rewrite
 that this jaxlib does not run, so this module emits it itself:
@@ -213,7 +213,8 @@ _CHECKED: dict = {}  # dtype name -> whether the first-use check passed
 
 def _check(dtype) -> bool:
   """Whether this process's CPU backend computes a small convolution with ``dtype``
-  operands (value and both gradients) through oneDNN as XLA does."""
+  operands (value, in float32 and for bfloat16 also rounded to bfloat16, and both
+  gradients) through oneDNN as XLA does."""
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal((2, 6, 5, 3)), jnp.float32)
   w = jnp.asarray(rng.standard_normal((3, 2, 3, 4)), jnp.float32)
@@ -230,6 +231,10 @@ def _check(dtype) -> bool:
                                                  preferred_element_type=jnp.float32, precision="highest")
   if not close(jax.jit(ours)(xs, ws), theirs(xs, ws)):
     return False
+  if dtype == jnp.bfloat16:  # the form whose result is rounded to bfloat16 too
+    rounded = jax.jit(lambda a, b: conv(a, b, pads, dn, jnp.bfloat16))(xs, ws)
+    if not close(rounded, theirs(xs, ws), 2 ** -8):
+      return False
   loss = lambda c: lambda a, b: jnp.sum(jnp.sin(c(a.astype(dtype), b.astype(dtype))))
   ours, theirs = jax.jit(jax.grad(loss(ours), (0, 1)))(x, w), jax.grad(loss(theirs), (0, 1))(x, w)
   # bfloat16: XLA's rule keeps the cotangent in float32, this one rounds it as the operands

@@ -9,7 +9,10 @@ else stays in float32:
 * every float32 matrix product and convolution of ``apply_fn`` (``dot_general``,
   ``conv_general_dilated``, those in nested ``jit`` calls too) casts its two operands to
   the *compute* dtype and returns float32 (``preferred_element_type``), so the sums
-  accumulate in float32; its two backward products do the same with the cotangent;
+  accumulate in float32; its two backward products do the same with the cotangent. A
+  convolution that oneDNN computes (below) in bfloat16 rounds its float32 sums to
+  bfloat16 before returning them, as Keras's ``mixed_bfloat16`` and PyTorch's autocast
+  keep convolution outputs: what reads them moves half the bytes;
 * activations, biases, normalisations and the logits stay float32, and so do the
   gradients with respect to the float32 parameters.
 
