@@ -29,14 +29,13 @@ sys.path.insert(0, HERE)
 
 CONFIGS = {"cnn_b128": (128, None), "cnn_b256": (256, None), "cnn_x2": (128, 2)}  # batch, vmapped runs
 EXAMPLES = 6_400
-_M_ARENA_MAX = -8
 
 
 def _worker(config: str, setting: str, epochs: int, path: str) -> None:
   import ctypes
-  import jaxphys  # noqa: F401 (applies the setting)
+  from jaxphys.train import _backend  # (importing jaxphys applies the setting)
   if setting == "undone":
-    assert ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 8 * os.cpu_count())
+    assert ctypes.CDLL(None).mallopt(_backend._M_ARENA_MAX, 8 * os.cpu_count())
   import training as T
   batch, runs = CONFIGS[config]
   case = T.Case(config, "cnn", (28, 28, 1), batch, EXAMPLES)

@@ -2,8 +2,8 @@
 
 jaxlib's CPU backend contains oneDNN, and its runtime executes a custom call named
 ``__onednn$convolution`` with oneDNN's direct convolution (float32, or bfloat16 operands
-with a float32 or bfloat16 result, natively on AVX-512 BF16 hardware). XLA's own CPU convolutions are
-slower on the course CNN's shapes, and compute bfloat16 operands in float32
+with a float32 or bfloat16 result, natively on AVX-512 BF16 hardware). XLA's own CPU
+convolutions are slower on the course CNN's shapes, and compute bfloat16 operands in float32
 (BENCHMARKS.md, "Convolutions through oneDNN"). XLA emits that custom call only from a rewrite
 that this jaxlib does not run, so this module emits it itself:
 
@@ -24,7 +24,8 @@ that this jaxlib does not run, so this module emits it itself:
   and a small convolution whose value and gradients agree with XLA's on first use.
 
 Only the trainer uses it (:mod:`jaxphys.mixed_precision` rewrites a model's convolutions
-when :func:`enabled`); the numbers equal XLA's to float32 rounding.
+when :func:`enabled`); the numbers equal XLA's to float32 rounding (in bfloat16 the
+rewrite rounds the forward result to bfloat16, :mod:`jaxphys._mixed_products`).
 """
 
 from __future__ import annotations

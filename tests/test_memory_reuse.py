@@ -56,7 +56,7 @@ def work():
   libc.free(extra)
   seen["after"] = libc.mallinfo2().arena
   libc.free(held)
-early = threading.Thread(target=work)
+early = threading.Thread(target=work, daemon=True)
 if sys.argv[1] == "early":
   early.start()
 
@@ -89,6 +89,7 @@ else:
   out["big"] = thread_big()
 from jaxphys.train import _backend
 out["applied"] = _backend.keep_freed_memory()
+out["one_heap"] = _backend._ONE_HEAP
 print(json.dumps(out))
 """
 MiB = 1 << 20
@@ -106,7 +107,7 @@ def _run(switch, mode="late"):
 
 def test_after_the_first_cpu_program_large_blocks_come_from_the_heap_and_stay():
   out = _run(None)
-  assert out["applied"] is True
+  assert out["applied"] is True and out["one_heap"] is True
   assert out["before"]["mapped"] >= 64 * MiB  # glibc's default: a block this large is mmap'd
   assert out["after"]["mapped"] < 64 * MiB     # now from the heap...
   assert out["after"]["kept"] >= 64 * MiB      # ...which keeps it once freed
@@ -116,13 +117,14 @@ def test_after_the_first_cpu_program_large_blocks_come_from_the_heap_and_stay():
 
 def test_a_thread_with_a_heap_of_its_own_keeps_its_extra_heap():
   out = _run(None, "early")
+  assert out["one_heap"] is False              # (the thread's heap came before the import)
   assert out["thread"]["grew"] >= 70 * MiB     # the thread's heaps took both blocks...
   assert out["thread"]["gave_back"] == 0       # ...and keep the extra one once it is empty
 
 
 def test_switched_off_malloc_stays_as_it_was():
   out = _run("0")
-  assert out["applied"] is False
+  assert out["applied"] is False and out["one_heap"] is False
   assert out["after"]["mapped"] >= 64 * MiB
   assert out["big"]["mapped"] >= 100 * MiB
 
@@ -137,3 +139,13 @@ def test_a_wrong_switch_is_a_one_line_error(monkeypatch):
       _backend.jit(lambda v: v + 1, {})
   finally:
     _backend.keep_freed_memory.cache_clear()
+
+
+def test_a_wrong_switch_leaves_the_import_alone_and_stops_the_first_cpu_program():
+  env = dict(os.environ, JAXPHYS_KEEP_MEMORY="yes", JAX_PLATFORMS="cpu")
+  code = ("import jax, jaxphys\nfrom jaxphys.train import _backend\nprint(_backend._ONE_HEAP)\n"
+          "_backend.jit(lambda v: v + 1, {})")
+  done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+  assert done.returncode != 0 and done.stdout.split() == ["False"]
+  assert done.stderr.strip().splitlines()[-1] == (
+      "ValueError: JAXPHYS_KEEP_MEMORY must be 0 (off) or 1 (on), got 'yes'")

@@ -84,7 +84,21 @@ _KEPT_BYTES, _TOP_PAD_BYTES = 1 << 30, 128 << 20
 
 
 def _glibc() -> bool:
+  """Whether this process runs on Linux with glibc (whose ``malloc`` the settings tune)."""
   return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
+def _heaps(libc) -> int:
+  """How many heaps (arenas) glibc's ``malloc`` has made in this process (``malloc_info``)."""
+  text, size = ctypes.c_void_p(), ctypes.c_size_t()
+  libc.open_memstream.restype = ctypes.c_void_p
+  stream = ctypes.c_void_p(libc.open_memstream(ctypes.byref(text), ctypes.byref(size)))
+  libc.malloc_info(0, stream)
+  libc.fclose(stream)
+  try:
+    return ctypes.string_at(text.value, size.value).count(b"<heap nr=")
+  finally:
+    libc.free(text)
 
 
 def share_one_heap() -> bool:
@@ -96,14 +110,20 @@ def share_one_heap() -> bool:
   and unmapped when freed, so every step faults in and zeroes it again, whatever
   :func:`keep_freed_memory` sets. The main heap has no such limit. glibc binds a thread
   to a heap at its first allocation, so this runs when jaxphys is imported, before
-  XLA's threads exist; where JAX ran before (its threads hold heaps of their own),
-  ``MALLOC_ARENA_MAX=1`` in the environment does the same. Process-wide, on Linux
-  with glibc, unless ``JAXPHYS_KEEP_MEMORY`` is ``0`` (a wrong value is reported by
-  :func:`keep_freed_memory`). Returns whether it was applied.
+  XLA's threads exist. Where other threads allocated before (JAX ran first, a notebook
+  kernel's threads), glibc hands new threads their heaps too, and this returns False:
+  there ``MALLOC_ARENA_MAX=1`` in the environment gives one heap from the start.
+  Process-wide, on Linux with glibc, unless ``JAXPHYS_KEEP_MEMORY`` is ``0`` before
+  jaxphys is imported (a wrong value is reported by :func:`keep_freed_memory`).
+  Returns whether this process now has one heap for all threads.
   """
   if not _glibc() or os.environ.get("JAXPHYS_KEEP_MEMORY", "1") != "1":
     return False
-  return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1))
+  try:
+    libc = ctypes.CDLL(None)  # the C library this process runs on
+    return bool(libc.mallopt(_M_ARENA_MAX, 1)) and _heaps(libc) == 1
+  except (OSError, AttributeError):  # no such C library or function: malloc as it is
+    return False
 
 
 @functools.lru_cache(maxsize=None)
