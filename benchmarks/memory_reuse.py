@@ -25,6 +25,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import _turns  # noqa: E402 (beside this script)
+
 
 def _worker(case: str, precision: str, epochs: int, setting: str) -> dict:
   """``training.py``'s jaxphys worker in a process of its own: its epochs' seconds."""
@@ -43,19 +45,14 @@ def main(argv=None) -> dict:
   ap.add_argument("--cases", nargs="+", default=["cnn", "mlp", "susy_b100", "susy_b1024"],
                   choices=[c for c in T.CASES])
   ap.add_argument("--precision", nargs="+", default=["float32"], choices=["default", "float32", "bfloat16"])
-  ap.add_argument("--rounds", type=int, default=2)
-  ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
+  _turns.add_options(ap)
   args = ap.parse_args(argv)
-  if args.rounds < 1 or args.epochs < 1:
-    ap.error("--rounds and --epochs must be positive")
+  _turns.check_options(ap, args)
   results = {}
   for case in args.cases:
     examples = T.case_examples(T.CASES[case], 1.0)  # as the worker trains (its default scale)
     for precision in args.precision:
-      runs = {"0": [], "1": []}
-      for r in range(args.rounds):
-        for setting in ("0", "1") if r % 2 == 0 else ("1", "0"):
-          runs[setting].append(_worker(case, precision, args.epochs, setting))
+      runs = _turns.by_turns(("0", "1"), args.rounds, lambda s: _worker(case, precision, args.epochs, s))
       speed = {s: examples / statistics.median([t for one in rs for t in one["seconds"]]) for s, rs in runs.items()}
       results[f"{case} {precision}"] = speed
       each = {s: ", ".join(f"{one['examples_per_second']:,.0f}" for one in rs) for s, rs in runs.items()}

@@ -27,6 +27,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import _turns  # noqa: E402 (beside this script)
+
 CONFIGS = {"cnn_b128": (128, None), "cnn_b256": (256, None), "cnn_x2": (128, 2)}  # batch, vmapped runs
 EXAMPLES = 6_400
 
@@ -57,17 +59,12 @@ def _run(config: str, setting: str, epochs: int) -> dict:
 def main(argv=None) -> dict:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-  ap.add_argument("--rounds", type=int, default=2)
-  ap.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
+  _turns.add_options(ap)
   args = ap.parse_args(argv)
-  if args.rounds < 1 or args.epochs < 1:
-    ap.error("--rounds and --epochs must be positive")
+  _turns.check_options(ap, args)
   results = {}
   for config in args.configs:
-    runs = {"shared": [], "undone": []}
-    for r in range(args.rounds):
-      for setting in ("undone", "shared") if r % 2 == 0 else ("shared", "undone"):
-        runs[setting].append(_run(config, setting, args.epochs))
+    runs = _turns.by_turns(("undone", "shared"), args.rounds, lambda s: _run(config, s, args.epochs))
     speed = {s: statistics.median([one["model_images_per_second"] for one in rs]) for s, rs in runs.items()}
     faults = {s: statistics.median([f for one in rs for f in one["minor_faults"]]) for s, rs in runs.items()}
     each = {s: ", ".join(f"{one['model_images_per_second']:,.0f}" for one in rs) for s, rs in runs.items()}
