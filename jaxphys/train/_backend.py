@@ -93,6 +93,8 @@ def _heaps(libc) -> int:
   text, size = ctypes.c_void_p(), ctypes.c_size_t()
   libc.open_memstream.restype = ctypes.c_void_p
   stream = ctypes.c_void_p(libc.open_memstream(ctypes.byref(text), ctypes.byref(size)))
+  if not stream.value:  # no stream to write to: unknown
+    return 0
   libc.malloc_info(0, stream)
   libc.fclose(stream)
   try:
