@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
-import os
 import platform
 from typing import Callable
 
@@ -119,13 +118,13 @@ def share_one_heap() -> bool:
   jaxphys is imported (a wrong value is reported by :func:`keep_freed_memory`).
   Returns whether this process now has one heap for all threads.
   """
-  if not _glibc() or os.environ.get("JAXPHYS_KEEP_MEMORY", "1") != "1":
-    return False
   try:
+    if not _switches.on("JAXPHYS_KEEP_MEMORY") or not _glibc():
+      return False
     libc = ctypes.CDLL(None)  # the C library this process runs on
     return bool(libc.mallopt(_M_ARENA_MAX, 1)) and _heaps(libc) == 1
-  except (OSError, AttributeError):  # no such C library or function: malloc as it is
-    return False
+  except (ValueError, OSError, AttributeError):  # a wrong switch (reported by
+    return False  # keep_freed_memory at the first compile), no such C library or function
 
 
 @functools.lru_cache(maxsize=None)
