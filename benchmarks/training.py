@@ -15,8 +15,9 @@ the framework's time) against the machine's float32 and bfloat16 matrix-multiply
 measured first.
 
 ``--precision`` picks the precisions: ``default`` (each framework's defaults: jaxphys's
-``precision=None``, which is bfloat16 for convolutional models on a CPU with AVX-512 BF16
-and float32 otherwise, the note says which ran; float32 for the others), ``float32``
+``precision=None``, which on a CPU with AVX-512 BF16 is bfloat16 for convolutional models
+and wide matrix products (the MLP, the SUSY network at batch 1024) and float32 otherwise,
+the note says which ran; float32 for the others), ``float32``
 (jaxphys with ``precision="float32"``; the peers, whose default it is, only when
 ``default`` is not asked for too) and ``bfloat16``, every framework in its own mixed
 precision (jaxphys: ``make_train_step(..., precision="bfloat16")``; PyTorch:

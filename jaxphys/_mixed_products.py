@@ -137,12 +137,42 @@ def by_program(fn: Callable, choose: Callable) -> Callable:
 def onednn_convolves(jaxpr) -> bool:
   """Whether ``jaxpr`` holds a convolution that the rewrite hands to oneDNN
   (:func:`_to_onednn`), at its top level or in nested ``jit`` calls."""
+  return any(_to_onednn(eqn, [v.aval for v in eqn.invars]) for eqn in _rewritten_eqns(jaxpr))
+
+
+def _rewritten_eqns(jaxpr):
+  """The equations the rewrite visits: those of ``jaxpr`` and of its nested ``jit`` calls."""
   for eqn in jaxpr.eqns:
-    if _to_onednn(eqn, [v.aval for v in eqn.invars]):
-      return True
-    if eqn.primitive.name in ("jit", "pjit") and onednn_convolves(eqn.params["jaxpr"].jaxpr):
-      return True
-  return False
+    if eqn.primitive.name in ("jit", "pjit"):
+      yield from _rewritten_eqns(eqn.params["jaxpr"].jaxpr)
+    else:
+      yield eqn
+
+
+def product_shapes(jaxpr) -> list:
+  """``(kind, batch, rows, inner, columns)`` of each product the rewrite replaces in
+  ``jaxpr`` (nested ``jit`` calls included): ``kind`` ``"dot"`` or ``"conv"``; for a
+  ``dot_general``, the sizes of its batch, free left-hand (rows), contracted (inner) and
+  free right-hand (columns) dimensions, so that it costs ``2 * batch * rows * inner *
+  columns`` FLOPs; for a convolution, ``(1, output elements / output features, input
+  features * window / groups, output features)``: the same count."""
+  shapes = []
+  for eqn in _rewritten_eqns(jaxpr):
+    if not _rewritable(eqn, [v.aval for v in eqn.invars]):
+      continue
+    lhs, rhs = (v.aval.shape for v in eqn.invars)
+    if eqn.primitive is _prims.dot_general_p:
+      (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+      size = lambda shape, dims: int(np.prod([shape[d] for d in dims]))
+      free = lambda shape, dims: int(np.prod([n for d, n in enumerate(shape) if d not in dims]))
+      shapes.append(("dot", size(lhs, lb), free(lhs, (*lc, *lb)), size(lhs, lc), free(rhs, (*rc, *rb))))
+    else:
+      dn = eqn.params["dimension_numbers"]
+      out = eqn.outvars[0].aval.shape
+      columns = out[dn.out_spec[1]]
+      inner = int(np.prod(rhs)) // columns
+      shapes.append(("conv", 1, int(np.prod(out)) // columns, inner, columns))
+  return shapes
 
 
 def _rewritable(eqn, inputs) -> bool:

@@ -20,13 +20,16 @@ else stays in float32:
 takes bfloat16 operands. In both, on the CPU backend, stride-1 2-D convolutions run
 through oneDNN (a private detail, equal to XLA's convolutions to float32 rounding;
 ``JAXPHYS_ONEDNN=0`` turns it off). ``precision=None``, the default, is
-:func:`default_precision` of the model, decided when the step is traced: bfloat16 for a
-model with such a convolution on a CPU that computes bfloat16 natively (AVX-512 BF16),
-where it trains the course's CNNs faster at the same accuracy (BENCHMARKS.md), float32
-for every other model and backend. Pass the name to :func:`jaxphys.make_train_step`,
+:func:`default_precision` of the model, decided when the step is traced: on a CPU that
+computes bfloat16 natively (AVX-512 BF16), bfloat16 for a model with such a convolution
+and for one whose matrix products are wide (:func:`has_wide_products`: the SUSY network
+at batch 256 or more, a 512-512 MLP), where it trains faster at the same accuracy
+(BENCHMARKS.md); float32 for every other model and backend. The choice is made for
+each traced program, from its shapes: a model trained at batch 100 in float32 may be
+evaluated at batch 1024 in bfloat16. Pass the name to :func:`jaxphys.make_train_step`,
 :func:`jaxphys.make_eval_step` and :func:`jaxphys.predict` (which computes in float32
-unless given); no model needs changes; a step's ``precision`` attribute (and a
-training epoch's ``compilation``) says which ran.
+unless given) to fix it; no model needs changes; a step's ``precision`` attribute (and
+a training epoch's ``compilation``) says which ran.
 Products inside other higher-order primitives (``scan``, ``remat``, ``custom_jvp``
 functions) run as the model wrote them.
 The bfloat16 products support reverse-mode derivatives of any order, not forward mode
@@ -48,12 +51,13 @@ import functools
 from typing import Any, Callable, Optional, Union
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 
 from jaxphys import _mixed_products, _onednn
 
-__all__ = ["PRECISIONS", "Policy", "get_policy", "default_precision", "cast_floating",
-           "apply_in_precision"]
+__all__ = ["PRECISIONS", "Policy", "get_policy", "default_precision", "has_wide_products",
+           "cast_floating", "apply_in_precision"]
 
 #: The precision names the trainer accepts (``None`` means :func:`default_precision`).
 PRECISIONS = ("float32", "bfloat16")
@@ -106,29 +110,83 @@ class Policy:
     return cast_floating(tree, self.output_dtype)
 
 
-def default_precision(convolves: bool = False) -> str:
-  """The precision ``None`` stands for, on the current backend, for a model that does or
-  does not convolve.
+# Matrix products that bfloat16 operands speed up on a CPU with AVX-512 BF16: at least
+# 128 rows (examples) and 256 contracted and output features; the model's products of that
+# shape must carry at least _WIDE_FLOPS FLOPs per call and most of its product FLOPs
+# (BENCHMARKS.md, "Mixed precision for wide matrix products").
+_WIDE_ROWS, _WIDE_FEATURES, _WIDE_FLOPS = 128, 256, 1e8
 
-  ``"bfloat16"`` where both hold: the model has a float32 2-D convolution that the CPU
-  backend computes through oneDNN (stride 1, no dilation, one group: ``convolves``), and
-  the CPU computes bfloat16 convolutions natively (AVX-512 BF16, ``JAXPHYS_ONEDNN`` not
-  ``0``). There bfloat16 trained the course CNN and the ResNet faster than float32, at
-  the same accuracy within the seeds' spread (BENCHMARKS.md, "Mixed precision").
-  ``"float32"`` otherwise: models without convolutions (bfloat16 is not faster for all
-  of them: the SUSY network at batch 100 trained slower), GPUs and TPUs (not measured).
-  Like every bfloat16 step, such a default step supports reverse-mode derivatives
-  only: take forward-mode ones (``jax.jvp``) with ``precision="float32"``.
+
+def has_wide_products(jaxpr: Union[jax.extend.core.Jaxpr, jax.extend.core.ClosedJaxpr]) -> bool:
+  """Whether the matrix products of ``jaxpr`` (a model's forward pass, traced by
+  ``jax.make_jaxpr``) are wide enough for :func:`default_precision`'s ``wide_products``.
+
+  True where the ``dot_general`` products with at least 128 rows (examples) and at
+  least 256 contracted and 256 output features take at least 1e8 FLOPs in all and
+  at least half the FLOPs of all the model's products, convolutions included: the
+  4 x 300 SUSY network at batch 256 or more, a 512-512 MLP on MNIST at batch 128. Its
+  narrower or smaller products gain nothing from bfloat16 operands; the casts cost
+  as much as the products save.
+
+  >>> import jax, jaxphys as jp
+  >>> mlp = jp.MLP((512, 512, 10))
+  >>> v = mlp.init(jax.random.key(0), jax.numpy.ones((1, 784)))
+  >>> trace = lambda n: jax.make_jaxpr(mlp.apply)(v, jax.numpy.ones((n, 784)))
+  >>> has_wide_products(trace(128)), has_wide_products(trace(64))
+  (True, False)
+
+  Raises:
+    TypeError: ``jaxpr`` is not a jaxpr (one line).
+  """
+  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)  # ClosedJaxpr -> Jaxpr
+  if not hasattr(jaxpr, "eqns"):
+    raise TypeError(f"jaxpr must be a jaxpr from jax.make_jaxpr, got {type(jaxpr).__name__}")
+  wide = other = 0
+  for kind, batch, rows, inner, columns in _mixed_products.product_shapes(jaxpr):
+    flops = 2 * batch * rows * inner * columns
+    if kind == "dot" and rows >= _WIDE_ROWS and min(inner, columns) >= _WIDE_FEATURES:
+      wide += flops
+    else:
+      other += flops
+  return wide >= max(_WIDE_FLOPS, other)
+
+
+def _cpu_computes_bfloat16() -> bool:
+  """Whether this backend is a CPU with native bfloat16 products (AVX-512 BF16)."""
+  return jax.default_backend() == "cpu" and _onednn._cpu_has_bfloat16()
+
+
+def default_precision(convolves: bool = False, wide_products: bool = False) -> str:
+  """The precision ``None`` stands for, on the current backend, for a model that does or
+  does not convolve, and whose matrix products are or are not wide.
+
+  ``"bfloat16"`` on a CPU that computes bfloat16 products natively (AVX-512 BF16) for
+
+  * a model with a float32 2-D convolution that the CPU backend computes through
+    oneDNN (stride 1, no dilation, one group: ``convolves``; ``JAXPHYS_ONEDNN`` not
+    ``0``): bfloat16 trained the course CNN and the ResNet faster than float32;
+  * a model whose matrix products are wide (:func:`has_wide_products` of its traced
+    forward pass: ``wide_products``): bfloat16 trained the SUSY network at batch 256 to
+    1024 and the 512-512 MLP faster than float32;
+
+  at the same accuracy as float32 within the seeds' spread (BENCHMARKS.md, "Mixed
+  precision"). ``"float32"`` otherwise: smaller or narrower products (the SUSY network
+  at batch 100, softmax regression: bfloat16 is no faster there), GPUs and TPUs (not
+  measured). Like every bfloat16 step, such a default step supports reverse-mode
+  derivatives only: take forward-mode ones (``jax.jvp``) with ``precision="float32"``.
 
   >>> default_precision(convolves=False)
   'float32'
   """
-  return "bfloat16" if convolves and _onednn.enabled(jnp.bfloat16) else "float32"
+  if convolves and _onednn.enabled(jnp.bfloat16):
+    return "bfloat16"
+  return "bfloat16" if wide_products and _cpu_computes_bfloat16() else "float32"
 
 
-def get_policy(precision: Optional[Union[str, Policy]] = None, *, convolves: bool = False) -> Policy:
+def get_policy(precision: Optional[Union[str, Policy]] = None, *, convolves: bool = False,
+               wide_products: bool = False) -> Policy:
   """The :class:`Policy` named ``precision``: ``"float32"``, ``"bfloat16"``, or ``None``
-  for :func:`default_precision` (``convolves``: of a model that convolves).
+  for :func:`default_precision` (``convolves``, ``wide_products``: of such a model).
 
   Raises:
     ValueError: any other name (one line).
@@ -139,7 +197,7 @@ def get_policy(precision: Optional[Union[str, Policy]] = None, *, convolves: boo
   if isinstance(precision, Policy):
     return precision
   if precision is None:
-    precision = default_precision(convolves)
+    precision = default_precision(convolves, wide_products)
   if not isinstance(precision, str) or precision not in PRECISIONS:
     raise ValueError(f"precision must be None or one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
   return _policy(precision)
@@ -215,7 +273,7 @@ def _by_default(apply_fn: Callable) -> Callable:
   """``apply_fn`` in :func:`default_precision` of the model traced at each call; where
   that cannot be bfloat16, float32's function itself (nothing traced twice). Whether
   bfloat16 convolutions work is checked (compiled) only once a model convolves."""
-  if not _onednn.available(jnp.bfloat16):
+  if not (_onednn.available(jnp.bfloat16) or _cpu_computes_bfloat16()):
     as_float32 = apply_in_precision(apply_fn, "float32")
 
     @functools.wraps(apply_fn)
@@ -226,7 +284,8 @@ def _by_default(apply_fn: Callable) -> Callable:
     return apply
 
   def choose(jaxpr):
-    policy = get_policy(None, convolves=_mixed_products.onednn_convolves(jaxpr))
+    policy = get_policy(None, convolves=_mixed_products.onednn_convolves(jaxpr),
+                        wide_products=has_wide_products(jaxpr))
     apply.precision = policy.name
     return policy.compute_dtype, _onednn.enabled(policy.compute_dtype)
 

@@ -77,7 +77,8 @@ def test_bfloat16_step_matches_float32_loss_and_gradients(name, seed):
   loss, grads, _ = _step_grads(model, params, x, y, "bfloat16")
   # the default is the named precision default_precision gives for the model, bit for bit
   jaxpr = jax.make_jaxpr(lambda p, v: model.apply({"params": p}, v))(params, x).jaxpr
-  default = mp.default_precision(convolves=_mixed_products.onednn_convolves(jaxpr))
+  default = mp.default_precision(convolves=_mixed_products.onednn_convolves(jaxpr),
+                                 wide_products=mp.has_wide_products(jaxpr))
   assert _mixed_products.onednn_convolves(jaxpr) == (name == "cnn" and _onednn.enabled())
   by_default = _step_grads(model, params, x, y, None)
   named = (loss, grads) if default == "bfloat16" else _step_grads(model, params, x, y, "float32")
@@ -379,3 +380,83 @@ def test_the_default_is_bfloat16_for_convolutional_models_where_the_cpu_computes
   step = jp.make_train_step(cnn.apply, jp.softmax_cross_entropy, tx)
   step(jp.create_train_state(jax.random.key(0), cnn, tx, x), {"x": x, "y": y}, jax.random.key(1))
   assert step.precision == "float32"
+
+
+def _forward(model, shape, rows, vmapped=None):
+  """The jaxpr of ``model``'s forward pass on ``rows`` examples of ``shape``; ``vmapped``
+  over 3 copies of the ``"params"`` (as a sweep traces it) or of the ``"inputs"``."""
+  x = jnp.ones((rows,) + shape)
+  v = model.init(jax.random.key(0), x[:1])
+  three = lambda tree: jax.tree_util.tree_map(lambda a: jnp.stack([a] * 3), tree)
+  if vmapped == "params":
+    return jax.make_jaxpr(jax.vmap(model.apply, in_axes=(0, None)))(three(v), x).jaxpr
+  if vmapped == "inputs":
+    return jax.make_jaxpr(jax.vmap(model.apply, in_axes=(None, 0)))(v, three(x)).jaxpr
+  return jax.make_jaxpr(model.apply)(v, x).jaxpr
+
+
+SUSY_NET, MNIST, CNN = jp.MLP((300,) * 4 + (1,)), (784,), jp.CNN()
+
+
+@pytest.mark.parametrize("model, shape, rows, want", [
+    (jp.MLP((512, 512, 10)), MNIST, 128, True),   # 171 MFLOP, 99.6 % of it wide
+    (jp.MLP((512, 512, 10)), MNIST, 64, False),   # 85.6 MFLOP: under 1e8
+    (SUSY_NET, (18,), 256, True),
+    (SUSY_NET, (18,), 100, False),                # 100 rows
+    (jp.MLP((128, 10)), MNIST, 4096, False),      # 128 output features
+    (jp.SoftmaxRegression(10), MNIST, 4096, False),
+    (CNN, (28, 28, 1), 128, False),               # the convolutions carry 87 % of the FLOPs
+    (jp.MLP((256,)), (256,), 763, True),          # 2 * 763 * 256 * 256 = 1.00008e8 FLOPs
+    (jp.MLP((256,)), (256,), 762, False),         # 0.99877e8
+    (jp.MLP((255,)), (4096,), 4096, False),       # 255 output features
+    (jp.MLP((4096,)), (255,), 4096, False),       # 255 contracted features
+    (jp.MLP((4096,)), (4096,), 127, False),       # 127 rows, 8.5 GFLOP
+    (jp.MLP((4096,)), (4096,), 128, True),
+])
+def test_wide_products_are_rows_features_and_flops_past_the_measured_limits(model, shape, rows, want):
+  assert mp.has_wide_products(_forward(model, shape, rows)) is want
+
+
+def test_has_wide_products_takes_a_closed_jaxpr_and_names_a_wrong_argument():
+  mlp = jp.MLP((512, 512, 10))
+  v = mlp.init(jax.random.key(0), jnp.ones((1, 784)))
+  assert mp.has_wide_products(jax.make_jaxpr(mlp.apply)(v, jnp.ones((128, 784)))) is True
+  with pytest.raises(TypeError, match=r"^jaxpr must be a jaxpr from jax.make_jaxpr, got method$"):
+    mp.has_wide_products(mlp.apply)
+
+
+def test_product_shapes_count_the_flops_of_the_closed_forms():
+  flops = lambda jaxpr: sum(2 * b * m * k * n for _, b, m, k, n in _mixed_products.product_shapes(jaxpr))
+  assert flops(_forward(jp.MLP((512, 512, 10)), MNIST, 128)) == 2 * 128 * (784 * 512 + 512 * 512 + 512 * 10)
+  # the course CNN: 3x3 convolutions 1 -> 32 (26 x 26 out) and 32 -> 64 (24 x 24), then
+  # 12 * 12 * 64 -> 128 -> 10
+  conv = 26 * 26 * 32 * 9 * 1 + 24 * 24 * 64 * 9 * 32
+  assert flops(_forward(CNN, (28, 28, 1), 8)) == 2 * 8 * (conv + 12 * 12 * 64 * 128 + 128 * 10)
+  # vmapped over parameters, the input shared: one product for the first layer, batched ones after
+  shapes = _mixed_products.product_shapes(_forward(jp.MLP((512, 512, 10)), MNIST, 128, "params"))
+  assert [s[1:] for s in shapes] == [(1, 128, 784, 3 * 512), (3, 128, 512, 512), (3, 128, 512, 10)]
+  # vmapped over inputs, the parameters shared: the rows of the three batches together
+  shapes = _mixed_products.product_shapes(_forward(jp.MLP((512, 512, 10)), MNIST, 128, "inputs"))
+  assert [s[1:] for s in shapes][0] == (1, 3 * 128, 784, 512)
+
+
+def test_the_default_is_bfloat16_for_wide_products_where_the_cpu_computes_them(monkeypatch):
+  """A wide model's step, eval step and predict(precision=None) take bfloat16 operands on
+  a CPU with AVX-512 BF16 (oneDNN or not), float32 elsewhere, and float32 at a batch too
+  small: the choice is made for each traced program."""
+  want = "bfloat16" if jax.default_backend() == "cpu" and _onednn._cpu_has_bfloat16() else "float32"
+  assert mp.default_precision(wide_products=True) == want
+  model, tx = jp.MLP((256, 256)), optax.adam(1e-3)
+  x, y = _data((256,), n=1024, classes=256)
+  for onednn in ("1", "0"):
+    monkeypatch.setenv("JAXPHYS_ONEDNN", onednn)
+    state = jp.create_train_state(jax.random.key(0), model, tx, x)
+    step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+    for rows, expected in ((1024, want), (64, "float32")):
+      step(state, {"x": x[:rows], "y": y[:rows]}, jax.random.key(1))
+      assert step.precision == expected, (onednn, rows)
+      by_default = lambda s, v: jp.predict(model.apply, s, v, batch_size=rows, precision=None)
+      assert _product_dtypes(by_default, state, x[:rows]) == {expected}
+    ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
+    ev(state, {"x": x, "y": y})
+    assert ev.precision == want

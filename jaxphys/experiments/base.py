@@ -84,7 +84,8 @@ class TrainingConfig(BaseConfig):
                            "and convolutions, which sum in float32 (jaxphys.mixed_precision; "
                            "everything else stays float32); float32 unless given, so results do "
                            "not depend on the CPU (the library's default is bfloat16 for "
-                           "convolutional networks on CPUs with AVX-512 BF16)",
+                           "convolutional networks and wide matrix products on CPUs with "
+                           "AVX-512 BF16)",
                            choices=PRECISIONS)
 
 

@@ -152,8 +152,9 @@ def make_train_step(apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTra
       operands into float32; parameters, activations, optimiser state, model state,
       logits, loss and metrics stay float32), or ``None``: the default for the model
       and backend, chosen when the step is traced
-      (:func:`jaxphys.mixed_precision.default_precision`: bfloat16 for convolutional
-      models on a CPU with AVX-512 BF16, else float32).
+      (:func:`jaxphys.mixed_precision.default_precision`: on a CPU with AVX-512 BF16,
+      bfloat16 for convolutional models and for those with wide matrix products,
+      else float32).
 
   Returns:
     ``step(state, batch, key)`` with ``batch = {"x": (B, ...), "y": (B, ...),
