@@ -1,11 +1,14 @@
 """The trainer's shared heap (``jaxphys.train._backend.share_one_heap``) on and undone,
 each run in a process of its own, in one run.
 
-    python benchmarks/shared_heap.py [--configs cnn_b128 cnn_b256 cnn_x2] [--rounds 2]
+    python benchmarks/shared_heap.py [--configs cnn_b128 cnn_b256 cnn_x2 resnet_b64 mlp_b128
+        susy_b1024] [--rounds 2]
         [--epochs 3]
 
-Configurations: the course CNN at batch 128 and 256, and 2 vmapped course CNNs at batch
-128 (``fit`` at the library's defaults, 6,400 MNIST-shaped random images). Each trains
+Configurations: the course CNN at batch 128 and 256, 2 vmapped course CNNs at batch 128,
+the ResNet (``jaxphys.ResNet()``, BatchNorm) at batch 64 (6,400 MNIST-shaped random
+images each), the 512-512 MLP at batch 128 (30,720 images) and the SUSY network at batch
+1024 (102,400 events), ``fit`` at the library's defaults. Each trains
 in a fresh process with the setting as ``import jaxphys`` leaves it (XLA's worker
 threads share glibc's main heap) and undone right after the import, before JAX runs
 anything (``mallopt(M_ARENA_MAX, 8 x cores)``, glibc's default: each thread gets a heap
@@ -29,8 +32,13 @@ sys.path.insert(0, HERE)
 
 import _turns  # noqa: E402 (beside this script)
 
-CONFIGS = {"cnn_b128": (128, None), "cnn_b256": (256, None), "cnn_x2": (128, 2)}  # batch, vmapped runs
-EXAMPLES = 6_400
+# name: (model kind, one example's shape, batch, vmapped runs, examples per epoch)
+CONFIGS = {"cnn_b128": ("cnn", (28, 28, 1), 128, None, 6_400),
+           "cnn_b256": ("cnn", (28, 28, 1), 256, None, 6_400),
+           "cnn_x2": ("cnn", (28, 28, 1), 128, 2, 6_400),
+           "resnet_b64": ("resnet", (28, 28, 1), 64, None, 6_400),
+           "mlp_b128": ("mlp", (28, 28, 1), 128, None, 30_720),
+           "susy_b1024": ("susy", (18,), 1024, None, 102_400)}
 
 
 def _worker(config: str, setting: str, epochs: int, path: str) -> None:
@@ -38,12 +46,13 @@ def _worker(config: str, setting: str, epochs: int, path: str) -> None:
   from jaxphys.train import _backend  # (importing jaxphys applies the setting)
   if setting == "undone":
     assert ctypes.CDLL(None).mallopt(_backend._M_ARENA_MAX, 8 * os.cpu_count())
+  import jaxphys as jp
   import training as T
-  batch, runs = CONFIGS[config]
-  case = T.Case(config, "cnn", (28, 28, 1), batch, EXAMPLES)
-  x, y = T._data(case, EXAMPLES)
-  out = T.bench_jaxphys(case, x, y, epochs, runs=runs)
-  out["model_images_per_second"] = (runs or 1) * EXAMPLES / statistics.median(out["seconds"])
+  kind, shape, batch, runs, examples = CONFIGS[config]
+  case = T.Case(config, "cnn" if kind == "resnet" else kind, shape, batch, examples)
+  x, y = T._data(case, examples)
+  out = T.bench_jaxphys(case, x, y, epochs, runs=runs, model=jp.ResNet() if kind == "resnet" else None)
+  out["model_images_per_second"] = (runs or 1) * examples / statistics.median(out["seconds"])
   with open(path, "w") as f:
     json.dump(out, f)
 

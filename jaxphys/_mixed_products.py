@@ -163,9 +163,8 @@ def product_shapes(jaxpr) -> list:
     lhs, rhs = (v.aval.shape for v in eqn.invars)
     if eqn.primitive is _prims.dot_general_p:
       (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
-      size = lambda shape, dims: int(np.prod([shape[d] for d in dims]))
-      free = lambda shape, dims: int(np.prod([n for d, n in enumerate(shape) if d not in dims]))
-      shapes.append(("dot", size(lhs, lb), free(lhs, (*lc, *lb)), size(lhs, lc), free(rhs, (*rc, *rb))))
+      shapes.append(("dot", _size(lhs, lb), _size(lhs, (*lc, *lb), free=True), _size(lhs, lc),
+                     _size(rhs, (*rc, *rb), free=True)))
     else:
       dn = eqn.params["dimension_numbers"]
       out = eqn.outvars[0].aval.shape
@@ -173,6 +172,11 @@ def product_shapes(jaxpr) -> list:
       inner = int(np.prod(rhs)) // columns
       shapes.append(("conv", 1, int(np.prod(out)) // columns, inner, columns))
   return shapes
+
+
+def _size(shape: tuple, dims: tuple, free: bool = False) -> int:
+  """How many elements ``shape`` holds along ``dims`` (``free``: along the other dimensions)."""
+  return int(np.prod([n for d, n in enumerate(shape) if (d in dims) != free]))
 
 
 def _rewritable(eqn, inputs) -> bool:

@@ -109,7 +109,9 @@ def share_one_heap() -> bool:
   worker threads. A thread's own glibc heap grows to 64 MiB at most; a larger block
   (the course CNN's step at batch 256 needs 123 MiB) is mapped afresh at every run
   and unmapped when freed, so every step faults in and zeroes it again, whatever
-  :func:`keep_freed_memory` sets. The main heap has no such limit. glibc binds a thread
+  :func:`keep_freed_memory` sets. The main heap has no such limit, but every thread's
+  ``malloc`` and ``free`` then take its one lock, which slows programs whose thread
+  pool allocates often (the ResNet, the MLP: BENCHMARKS.md). glibc binds a thread
   to a heap at its first allocation, so this runs when jaxphys is imported, before
   XLA's threads exist. Where other threads allocated before (JAX ran first, a notebook
   kernel's threads), glibc hands new threads their heaps too, and this returns False:
