@@ -8,8 +8,9 @@ matrix products per step; then they go to XLA's own code (``jaxphys.train._backe
 through ``jaxphys.train._backend.plan``), alternated in one process, and prints the
 paired ratio of epoch times, the model's dot FLOPs per step and which way ``fit`` picks.
 ``--compare precision`` trains each model with ``precision="float32"`` and
-``precision="bfloat16"`` instead, and prints the forward pass's product FLOPs and the
-precision ``precision=None`` picks (:func:`jaxphys.mixed_precision.has_wide_products`).
+``precision="bfloat16"`` instead (same options as ``fit`` picks), and prints the step's
+dot FLOPs and the precision ``precision=None`` picks
+(:func:`jaxphys.mixed_precision.has_wide_products` of the forward pass).
 
     python benchmarks/dots.py [--compare dots|precision] [--cases softmax mlp_100 ...]
         [--repeats 4] [--epochs 2]

@@ -23,8 +23,8 @@ through oneDNN (a private detail, equal to XLA's convolutions to float32 roundin
 :func:`default_precision` of the model, decided when the step is traced: on a CPU that
 computes bfloat16 natively (AVX-512 BF16), bfloat16 for a model with such a convolution
 and for one whose matrix products are wide (:func:`has_wide_products`: the SUSY network
-at batch 256 or more, a 512-512 MLP), where it trains faster at the same accuracy
-(BENCHMARKS.md); float32 for every other model and backend. The choice is made for
+at large batches, a 512-512 MLP), where it trains faster (BENCHMARKS.md, with the
+accuracy in both); float32 for every other model and backend. The choice is made for
 each traced program, from its shapes: a model trained at batch 100 in float32 may be
 evaluated at batch 1024 in bfloat16. Pass the name to :func:`jaxphys.make_train_step`,
 :func:`jaxphys.make_eval_step` and :func:`jaxphys.predict` (which computes in float32
@@ -53,6 +53,7 @@ from typing import Any, Callable, Optional, Union
 import jax
 import jax.extend
 import jax.numpy as jnp
+import numpy as np
 
 from jaxphys import _mixed_products, _onednn
 
@@ -112,8 +113,8 @@ class Policy:
 
 # Matrix products that bfloat16 operands speed up on a CPU with AVX-512 BF16: at least
 # 128 rows (examples) and 256 contracted and output features; the model's products of that
-# shape must carry at least _WIDE_FLOPS FLOPs per call and most of its product FLOPs
-# (BENCHMARKS.md, "Mixed precision for wide matrix products").
+# shape must carry at least _WIDE_FLOPS FLOPs per forward pass and at least half of its
+# product FLOPs (BENCHMARKS.md, "bfloat16 by default for wide matrix products").
 _WIDE_ROWS, _WIDE_FEATURES, _WIDE_FLOPS = 128, 256, 1e8
 
 
@@ -121,12 +122,14 @@ def has_wide_products(jaxpr: Union[jax.extend.core.Jaxpr, jax.extend.core.Closed
   """Whether the matrix products of ``jaxpr`` (a model's forward pass, traced by
   ``jax.make_jaxpr``) are wide enough for :func:`default_precision`'s ``wide_products``.
 
-  True where the ``dot_general`` products with at least 128 rows (examples) and at
-  least 256 contracted and 256 output features take at least 1e8 FLOPs in all and
-  at least half the FLOPs of all the model's products, convolutions included: the
-  4 x 300 SUSY network at batch 256 or more, a 512-512 MLP on MNIST at batch 128. Its
-  narrower or smaller products gain nothing from bfloat16 operands; the casts cost
-  as much as the products save.
+  True where the ``dot_general`` products with at least 128 rows (free left-hand
+  elements: the examples of a Dense layer) and at least 256 contracted and 256 output
+  features take at least 1e8 FLOPs in all and at least half the FLOPs of the products
+  the precision rewrite replaces (float32 products outside ``scan``, ``remat`` and
+  ``custom_jvp``; convolutions included): the 4 x 300 SUSY network from batch 186 on, a
+  512-512 MLP on MNIST at batch 128. Smaller or narrower products gained nothing
+  reliable from bfloat16 operands on the CPU measured; the casts cost about as much as
+  the products save. Inside ``vmap`` (a sweep) the trace, and so the rule, sees one run.
 
   >>> import jax, jaxphys as jp
   >>> mlp = jp.MLP((512, 512, 10))
@@ -166,18 +169,24 @@ def default_precision(convolves: bool = False, wide_products: bool = False) -> s
     oneDNN (stride 1, no dilation, one group: ``convolves``; ``JAXPHYS_ONEDNN`` not
     ``0``): bfloat16 trained the course CNN and the ResNet faster than float32;
   * a model whose matrix products are wide (:func:`has_wide_products` of its traced
-    forward pass: ``wide_products``): bfloat16 trained the SUSY network at batch 256 to
-    1024 and the 512-512 MLP faster than float32;
+    forward pass: ``wide_products``): bfloat16 trained the SUSY network at batch 512
+    and 1024 and the 512-512 MLP faster than float32.
 
-  at the same accuracy as float32 within the seeds' spread (BENCHMARKS.md, "Mixed
-  precision"). ``"float32"`` otherwise: smaller or narrower products (the SUSY network
-  at batch 100, softmax regression: bfloat16 is no faster there), GPUs and TPUs (not
-  measured). Like every bfloat16 step, such a default step supports reverse-mode
+  The accuracy of each, against float32 over several seeds, is in BENCHMARKS.md ("Mixed
+  precision" and after). ``"float32"`` otherwise: smaller or narrower products (the
+  SUSY network at batch 100, softmax regression: bfloat16 is no faster there), GPUs and
+  TPUs (not measured).
+
+  Raises:
+    TypeError: ``convolves`` or ``wide_products`` not a bool (one line). Like every bfloat16 step, such a default step supports reverse-mode
   derivatives only: take forward-mode ones (``jax.jvp``) with ``precision="float32"``.
 
   >>> default_precision(convolves=False)
   'float32'
   """
+  for name, value in (("convolves", convolves), ("wide_products", wide_products)):
+    if not isinstance(value, (bool, np.bool_)):
+      raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
   if convolves and _onednn.enabled(jnp.bfloat16):
     return "bfloat16"
   return "bfloat16" if wide_products and _cpu_computes_bfloat16() else "float32"
@@ -190,6 +199,7 @@ def get_policy(precision: Optional[Union[str, Policy]] = None, *, convolves: boo
 
   Raises:
     ValueError: any other name (one line).
+    TypeError: ``convolves`` or ``wide_products`` not a bool (one line).
 
   >>> get_policy("bfloat16").name, get_policy(None).name
   ('bfloat16', 'float32')
@@ -271,9 +281,10 @@ def apply_in_precision(apply_fn: Callable, precision: Optional[Union[str, Policy
 
 def _by_default(apply_fn: Callable) -> Callable:
   """``apply_fn`` in :func:`default_precision` of the model traced at each call; where
-  that cannot be bfloat16, float32's function itself (nothing traced twice). Whether
-  bfloat16 convolutions work is checked (compiled) only once a model convolves."""
-  if not (_onednn.available(jnp.bfloat16) or _cpu_computes_bfloat16()):
+  that cannot be bfloat16 (no CPU with AVX-512 BF16), float32's function itself (nothing
+  traced twice). With ``JAXPHYS_ONEDNN=0`` wide products can still choose bfloat16.
+  Whether oneDNN's convolutions work is checked (compiled) only once a model convolves."""
+  if not _cpu_computes_bfloat16():
     as_float32 = apply_in_precision(apply_fn, "float32")
 
     @functools.wraps(apply_fn)
@@ -284,10 +295,10 @@ def _by_default(apply_fn: Callable) -> Callable:
     return apply
 
   def choose(jaxpr):
-    policy = get_policy(None, convolves=_mixed_products.onednn_convolves(jaxpr),
-                        wide_products=has_wide_products(jaxpr))
+    convolves = _mixed_products.onednn_convolves(jaxpr)
+    policy = get_policy(None, convolves=convolves, wide_products=has_wide_products(jaxpr))
     apply.precision = policy.name
-    return policy.compute_dtype, _onednn.enabled(policy.compute_dtype)
+    return policy.compute_dtype, convolves and _onednn.enabled(policy.compute_dtype)
 
   mixed = _mixed_products.by_program(apply_fn, choose)
 

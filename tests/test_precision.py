@@ -348,6 +348,12 @@ def _bfloat16_convolutions_here() -> bool:
           and _onednn._jaxlib_checked() and os.environ.get("JAXPHYS_ONEDNN", "1") == "1")
 
 
+def _cpu_with_bfloat16() -> bool:
+  """Whether this is the CPU backend on a CPU with AVX-512 BF16 (read apart from the library's rule)."""
+  return jax.default_backend() == "cpu" and " avx512_bf16" in open("/proc/cpuinfo").read() \
+      and "ONEDNN_MAX_CPU_ISA" not in os.environ
+
+
 def test_the_default_is_bfloat16_for_convolutional_models_where_the_cpu_computes_it(monkeypatch):
   want = "bfloat16" if _bfloat16_convolutions_here() else "float32"
   assert mp.default_precision(convolves=True) == want
@@ -364,7 +370,8 @@ def test_the_default_is_bfloat16_for_convolutional_models_where_the_cpu_computes
   for model, expected in ((cnn, want), (Strided(), "float32"), (jp.MLP((8, 10)), "float32")):
     state = jp.create_train_state(jax.random.key(0), model, tx, x)
     step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
-    assert step.precision == (None if want == "bfloat16" else "float32")  # None: decided when traced
+    # None: decided when traced, wherever bfloat16 can be chosen (convolutions or wide products)
+    assert step.precision == (None if _cpu_with_bfloat16() else "float32")
     epoch = jp.make_train_epoch(step, x, y, batch_size=4)
     epoch(state, jax.random.key(1), 0)
     assert step.precision == epoch.compilation["precision"] == expected, model
@@ -384,7 +391,8 @@ def test_the_default_is_bfloat16_for_convolutional_models_where_the_cpu_computes
 
 def _forward(model, shape, rows, vmapped=None):
   """The jaxpr of ``model``'s forward pass on ``rows`` examples of ``shape``; ``vmapped``
-  over 3 copies of the ``"params"`` (as a sweep traces it) or of the ``"inputs"``."""
+  over 3 copies of the ``"params"`` or of the ``"inputs"``, to count batched products
+  (the trainer's rule sees one run of a vmapped sweep: its trace inside ``vmap``)."""
   x = jnp.ones((rows,) + shape)
   v = model.init(jax.random.key(0), x[:1])
   three = lambda tree: jax.tree_util.tree_map(lambda a: jnp.stack([a] * 3), tree)
@@ -399,18 +407,20 @@ SUSY_NET, MNIST, CNN = jp.MLP((300,) * 4 + (1,)), (784,), jp.CNN()
 
 
 @pytest.mark.parametrize("model, shape, rows, want", [
-    (jp.MLP((512, 512, 10)), MNIST, 128, True),   # 171 MFLOP, 99.6 % of it wide
-    (jp.MLP((512, 512, 10)), MNIST, 64, False),   # 85.6 MFLOP: under 1e8
+    (jp.MLP((512, 512, 10)), MNIST, 128, True),   # 171 MFLOP, 99.2 % of it wide
+    (jp.MLP((512, 512, 10)), MNIST, 64, False),   # 64 rows
     (SUSY_NET, (18,), 256, True),
     (SUSY_NET, (18,), 100, False),                # 100 rows
     (jp.MLP((128, 10)), MNIST, 4096, False),      # 128 output features
     (jp.SoftmaxRegression(10), MNIST, 4096, False),
-    (CNN, (28, 28, 1), 128, False),               # the convolutions carry 87 % of the FLOPs
+    (CNN, (28, 28, 1), 128, False),               # no wide product (128 output features)
+    (jp.MLP((300, 100, 5000)), (300,), 2048, False),  # 0.37 GFLOP wide, 2.17 narrow: not half
+    (jp.MLP((300, 100, 300)), (300,), 2048, True),    # 0.37 + 0.37 wide, 0.25 narrow
     (jp.MLP((256,)), (256,), 763, True),          # 2 * 763 * 256 * 256 = 1.00008e8 FLOPs
     (jp.MLP((256,)), (256,), 762, False),         # 0.99877e8
     (jp.MLP((255,)), (4096,), 4096, False),       # 255 output features
     (jp.MLP((4096,)), (255,), 4096, False),       # 255 contracted features
-    (jp.MLP((4096,)), (4096,), 127, False),       # 127 rows, 8.5 GFLOP
+    (jp.MLP((4096,)), (4096,), 127, False),       # 127 rows, 4.3 GFLOP
     (jp.MLP((4096,)), (4096,), 128, True),
 ])
 def test_wide_products_are_rows_features_and_flops_past_the_measured_limits(model, shape, rows, want):
@@ -460,3 +470,24 @@ def test_the_default_is_bfloat16_for_wide_products_where_the_cpu_computes_them(m
     ev = jp.make_eval_step(model.apply, jp.softmax_cross_entropy)
     ev(state, {"x": x, "y": y})
     assert ev.precision == want
+
+
+@pytest.mark.parametrize("name", ["convolves", "wide_products"])
+def test_the_default_rule_takes_bools_only(name):
+  with pytest.raises(TypeError, match=rf"^{name} must be a bool, got ClosedJaxpr$"):
+    mp.default_precision(**{name: jax.make_jaxpr(jnp.sin)(1.0)})
+  with pytest.raises(TypeError, match=rf"^{name} must be a bool, got str$"):
+    mp.get_policy(None, **{name: "no"})
+  assert mp.default_precision(**{name: np.bool_(False)}) == "float32"
+
+
+def test_without_native_bfloat16_the_default_is_float32_and_nothing_is_traced_for_it(monkeypatch):
+  monkeypatch.setattr(_onednn, "_cpu_has_bfloat16", lambda: False)
+  monkeypatch.setattr(mp, "has_wide_products", lambda jaxpr: pytest.fail("traced for the rule"))
+  assert mp.default_precision(convolves=True, wide_products=True) == "float32"
+  model, tx = jp.MLP((256, 256)), optax.adam(1e-3)
+  x, y = _data((256,), n=1024, classes=256)
+  step = jp.make_train_step(model.apply, jp.softmax_cross_entropy, tx)
+  assert step.precision == "float32"  # known before any trace
+  step(jp.create_train_state(jax.random.key(0), model, tx, x), {"x": x, "y": y}, jax.random.key(1))
+  assert step.precision == "float32"
