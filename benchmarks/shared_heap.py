@@ -1,5 +1,5 @@
-"""The trainer's shared heap (``jaxphys.train._backend.share_one_heap``) on and undone,
-each run in a process of its own, in one run.
+"""The trainer's shared heap (``jaxphys.train._backend.share_one_heap``,
+``JAXPHYS_SHARED_HEAP=1``) on and off, each run in a process of its own, in one run.
 
     python benchmarks/shared_heap.py [--configs cnn_b128 cnn_b256 cnn_x2 resnet_b64 mlp_b128
         susy_b1024] [--rounds 2]
@@ -9,12 +9,11 @@ Configurations: the course CNN at batch 128 and 256, 2 vmapped course CNNs at ba
 the ResNet (``jaxphys.ResNet()``, BatchNorm) at batch 64 (6,400 MNIST-shaped random
 images each), the 512-512 MLP at batch 128 (30,720 images) and the SUSY network at batch
 1024 (102,400 events), ``fit`` at the library's defaults. Each trains
-in a fresh process with the setting as ``import jaxphys`` leaves it (XLA's worker
-threads share glibc's main heap) and undone right after the import, before JAX runs
-anything (``mallopt(M_ARENA_MAX, 8 x cores)``, glibc's default: each thread gets a heap
-of its own, as before the setting). The two take turns, the order reversed every round.
-Prints model-images per second over the median timed epoch of each setting, each
-process's own figure, the ratio and the median minor page faults per timed epoch.
+in a fresh process with ``JAXPHYS_SHARED_HEAP=1`` (XLA's worker threads share glibc's
+main heap) or ``0`` (the default: each thread gets a heap of its own). The two take
+turns, the order reversed every round. Prints model-images per second over the median
+timed epoch of each setting, each process's own figure, the ratio and the median minor
+page faults per timed epoch.
 """
 
 from __future__ import annotations
@@ -42,10 +41,8 @@ CONFIGS = {"cnn_b128": ("cnn", (28, 28, 1), 128, None, 6_400),
 
 
 def _worker(config: str, setting: str, epochs: int, path: str) -> None:
-  import ctypes
   from jaxphys.train import _backend  # (importing jaxphys applies the setting)
-  if setting == "undone":
-    assert ctypes.CDLL(None).mallopt(_backend._M_ARENA_MAX, 8 * os.cpu_count())
+  assert _backend._ONE_HEAP == (setting == "shared"), "the setting did not take"
   import jaxphys as jp
   import training as T
   kind, shape, batch, runs, examples = CONFIGS[config]
@@ -60,7 +57,8 @@ def _worker(config: str, setting: str, epochs: int, path: str) -> None:
 def _run(config: str, setting: str, epochs: int) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "result.json")
-    subprocess.run([sys.executable, __file__, "--worker", config, setting, str(epochs), path], check=True)
+    env = dict(os.environ, JAXPHYS_SHARED_HEAP="1" if setting == "shared" else "0")
+    subprocess.run([sys.executable, __file__, "--worker", config, setting, str(epochs), path], check=True, env=env)
     with open(path) as f:
       return json.load(f)
 
@@ -73,14 +71,14 @@ def main(argv=None) -> dict:
   _turns.check_options(ap, args)
   results = {}
   for config in args.configs:
-    runs = _turns.by_turns(("undone", "shared"), args.rounds, lambda s: _run(config, s, args.epochs))
+    runs = _turns.by_turns(("own", "shared"), args.rounds, lambda s: _run(config, s, args.epochs))
     speed = {s: statistics.median([one["model_images_per_second"] for one in rs]) for s, rs in runs.items()}
     faults = {s: statistics.median([f for one in rs for f in one["minor_faults"]]) for s, rs in runs.items()}
     each = {s: ", ".join(f"{one['model_images_per_second']:,.0f}" for one in rs) for s, rs in runs.items()}
     results[config] = {"speed": speed, "faults": faults}
-    print(f"{config}: own heaps {speed['undone']:,.0f} model-images/s ({each['undone']}), shared heap "
-          f"{speed['shared']:,.0f} ({each['shared']}), shared / own {speed['shared'] / speed['undone']:.2f}x; "
-          f"minor page faults per epoch, median: {faults['undone']:,.0f} own, {faults['shared']:,.0f} shared",
+    print(f"{config}: own heaps {speed['own']:,.0f} model-images/s ({each['own']}), shared heap "
+          f"{speed['shared']:,.0f} ({each['shared']}), shared / own {speed['shared'] / speed['own']:.2f}x; "
+          f"minor page faults per epoch, median: {faults['own']:,.0f} own, {faults['shared']:,.0f} shared",
           flush=True)
   return results
 

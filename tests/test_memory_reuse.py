@@ -1,9 +1,10 @@
 """The trainer's CPU memory settings (``jaxphys.train._backend.share_one_heap`` and
 ``keep_freed_memory``): after them, glibc serves large blocks from its heap and keeps
-them when freed, in the main heap that threads started after ``import jaxphys`` share
-(blocks over 64 MiB too) and in the extra heaps of threads that had heaps of their own
-before, as its own accounting (``mallinfo2``) shows; ``JAXPHYS_KEEP_MEMORY=0`` leaves
-``malloc`` as it was. Each case runs in a fresh process: the settings are process-wide."""
+them when freed, with ``JAXPHYS_SHARED_HEAP=1`` in the main heap that threads started
+after ``import jaxphys`` share (blocks over 64 MiB too), and in the extra heaps of
+threads that have heaps of their own, as its own accounting (``mallinfo2``) shows;
+``JAXPHYS_KEEP_MEMORY=0`` leaves ``malloc`` as it was. Each case runs in a fresh
+process: the settings are process-wide."""
 
 import ctypes
 import json
@@ -95,11 +96,13 @@ print(json.dumps(out))
 MiB = 1 << 20
 
 
-def _run(switch, mode="late"):
-  env = {k: v for k, v in os.environ.items() if k != "JAXPHYS_KEEP_MEMORY"}
+def _run(switch, mode="late", shared="1"):
+  env = {k: v for k, v in os.environ.items() if k not in ("JAXPHYS_KEEP_MEMORY", "JAXPHYS_SHARED_HEAP")}
   env["JAX_PLATFORMS"] = "cpu"
   if switch is not None:
     env["JAXPHYS_KEEP_MEMORY"] = switch
+  if shared is not None:
+    env["JAXPHYS_SHARED_HEAP"] = shared
   done = subprocess.run([sys.executable, "-c", _SCRIPT, mode], env=env, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   return json.loads(done.stdout.strip().splitlines()[-1])
@@ -113,6 +116,15 @@ def test_after_the_first_cpu_program_large_blocks_come_from_the_heap_and_stay():
   assert out["after"]["kept"] >= 64 * MiB      # ...which keeps it once freed
   assert out["big"]["mapped"] < 100 * MiB      # a new thread's block over 64 MiB: the heap's...
   assert out["big"]["kept"] >= 100 * MiB       # ...kept once freed
+
+
+def test_by_default_threads_keep_heaps_of_their_own():
+  out = _run(None, shared=None)
+  assert out["applied"] is True and out["one_heap"] is False
+  assert out["after"]["mapped"] < 64 * MiB     # the main thread's large blocks from the heap...
+  assert out["after"]["kept"] >= 64 * MiB      # ...kept once freed
+  assert out["big"]["mapped"] >= 100 * MiB     # a new thread's block over 64 MiB: mapped (the
+  #                                              cost JAXPHYS_SHARED_HEAP=1 removes)
 
 
 def test_a_thread_with_a_heap_of_its_own_keeps_its_extra_heap():
@@ -129,23 +141,25 @@ def test_switched_off_malloc_stays_as_it_was():
   assert out["big"]["mapped"] >= 100 * MiB
 
 
-def test_a_wrong_switch_is_a_one_line_error(monkeypatch):
+@pytest.mark.parametrize("switch", ["JAXPHYS_KEEP_MEMORY", "JAXPHYS_SHARED_HEAP"])
+def test_a_wrong_switch_is_a_one_line_error(monkeypatch, switch):
   if jax.default_backend() != "cpu":
     pytest.skip("the setting is read when a CPU program is compiled")
   _backend.keep_freed_memory.cache_clear()
-  monkeypatch.setenv("JAXPHYS_KEEP_MEMORY", "yes")
+  monkeypatch.setenv(switch, "yes")
   try:
-    with pytest.raises(ValueError, match=r"^JAXPHYS_KEEP_MEMORY must be 0 \(off\) or 1 \(on\), got 'yes'$"):
+    with pytest.raises(ValueError, match=rf"^{switch} must be 0 \(off\) or 1 \(on\), got 'yes'$"):
       _backend.jit(lambda v: v + 1, {})
   finally:
     _backend.keep_freed_memory.cache_clear()
 
 
-def test_a_wrong_switch_leaves_the_import_alone_and_stops_the_first_cpu_program():
-  env = dict(os.environ, JAXPHYS_KEEP_MEMORY="yes", JAX_PLATFORMS="cpu")
+@pytest.mark.parametrize("switch", ["JAXPHYS_KEEP_MEMORY", "JAXPHYS_SHARED_HEAP"])
+def test_a_wrong_switch_leaves_the_import_alone_and_stops_the_first_cpu_program(switch):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", **{switch: "yes"})
   code = ("import jax, jaxphys\nfrom jaxphys.train import _backend\nprint(_backend._ONE_HEAP)\n"
           "_backend.jit(lambda v: v + 1, {})")
   done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
   assert done.returncode != 0 and done.stdout.split() == ["False"]
   assert done.stderr.strip().splitlines()[-1] == (
-      "ValueError: JAXPHYS_KEEP_MEMORY must be 0 (off) or 1 (on), got 'yes'")
+      f"ValueError: {switch} must be 0 (off) or 1 (on), got 'yes'")

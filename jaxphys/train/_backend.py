@@ -103,7 +103,9 @@ def _heaps(libc) -> int:
 
 
 def share_one_heap() -> bool:
-  """Has every thread that allocates for the first time from now on use glibc's main heap.
+  """Has every thread that allocates for the first time from now on use glibc's main
+  heap, where ``JAXPHYS_SHARED_HEAP=1`` was set before jaxphys was imported (off by
+  default).
 
   XLA's CPU runtime allocates a compiled program's temporary buffer on one of its
   worker threads. A thread's own glibc heap grows to 64 MiB at most; a larger block
@@ -111,17 +113,19 @@ def share_one_heap() -> bool:
   and unmapped when freed, so every step faults in and zeroes it again, whatever
   :func:`keep_freed_memory` sets. The main heap has no such limit, but every thread's
   ``malloc`` and ``free`` then take its one lock, which slows programs whose thread
-  pool allocates often (the ResNet, the MLP: BENCHMARKS.md). glibc binds a thread
-  to a heap at its first allocation, so this runs when jaxphys is imported, before
-  XLA's threads exist. Where other threads allocated before (JAX ran first, a notebook
-  kernel's threads), glibc hands new threads their heaps too, and this returns False:
-  there ``MALLOC_ARENA_MAX=1`` in the environment gives one heap from the start.
-  Process-wide, on Linux with glibc, unless ``JAXPHYS_KEEP_MEMORY`` is ``0`` before
-  jaxphys is imported (a wrong value is reported by :func:`keep_freed_memory`).
-  Returns whether this process now has one heap for all threads.
+  pool allocates often (the ResNet, the MLP): the setting pays only for programs with
+  temporaries over 64 MiB, such as large-batch or vmapped CNNs (BENCHMARKS.md). glibc
+  binds a thread to a heap at its first allocation, so this runs when jaxphys is
+  imported, before XLA's threads exist. Where other threads allocated before (JAX ran
+  first, a notebook kernel's threads), glibc hands new threads their heaps too, and
+  this returns False: there ``MALLOC_ARENA_MAX=1`` in the environment gives one heap
+  from the start. Process-wide, on Linux with glibc, not with ``JAXPHYS_KEEP_MEMORY=0``
+  (a wrong value of either switch is reported by :func:`keep_freed_memory`). Returns
+  whether this process now has one heap for all threads.
   """
   try:
-    if not _switches.on("JAXPHYS_KEEP_MEMORY") or not _glibc():
+    if not (_switches.on("JAXPHYS_SHARED_HEAP", default=False) and _switches.on("JAXPHYS_KEEP_MEMORY")) \
+        or not _glibc():
       return False
     libc = ctypes.CDLL(None)  # the C library this process runs on
     return bool(libc.mallopt(_M_ARENA_MAX, 1)) and _heaps(libc) == 1
@@ -144,8 +148,10 @@ def keep_freed_memory() -> bool:
   leaves ``malloc`` as it is. Returns whether the setting was applied.
 
   Raises:
-    ValueError: ``JAXPHYS_KEEP_MEMORY`` set to anything but ``0`` or ``1`` (one line).
+    ValueError: ``JAXPHYS_KEEP_MEMORY`` or ``JAXPHYS_SHARED_HEAP`` set to anything but
+      ``0`` or ``1`` (one line).
   """
+  _switches.on("JAXPHYS_SHARED_HEAP", default=False)  # (read at import, reported here)
   if not _switches.on("JAXPHYS_KEEP_MEMORY") or not _glibc():
     return False
   libc = ctypes.CDLL(None)  # the C library this process runs on
