@@ -175,11 +175,12 @@ def default_precision(convolves: bool = False, wide_products: bool = False) -> s
   The accuracy of each, against float32 over several seeds, is in BENCHMARKS.md ("Mixed
   precision" and after). ``"float32"`` otherwise: smaller or narrower products (the
   SUSY network at batch 100, softmax regression: bfloat16 is no faster there), GPUs and
-  TPUs (not measured).
+  TPUs (not measured). Like every bfloat16 step, such a default step supports
+  reverse-mode derivatives only: take forward-mode ones (``jax.jvp``) with
+  ``precision="float32"``.
 
   Raises:
-    TypeError: ``convolves`` or ``wide_products`` not a bool (one line). Like every bfloat16 step, such a default step supports reverse-mode
-  derivatives only: take forward-mode ones (``jax.jvp``) with ``precision="float32"``.
+    TypeError: ``convolves`` or ``wide_products`` not a bool (one line).
 
   >>> default_precision(convolves=False)
   'float32'
