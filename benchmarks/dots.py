@@ -110,15 +110,13 @@ def epoch_seconds(case, setting: str, epochs: int) -> float:
   import jaxphys as jp
   from jaxphys.train import _backend
 
-  if setting in ("float32", "bfloat16"):
-    step, state, x, y, batch = _setup(case, precision=setting)
-    _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1, batch_size=batch)
-    return statistics.median(hist["epoch_seconds"][1:])
-  step, state, x, y, batch = _setup(case, precision="float32")
-  options = _backend.options(jax.default_backend(), convolutions=False,
-                             dot_flops=0 if setting == "xla" else math.inf)
+  forced = setting in ("ynnpack", "xla")
+  step, state, x, y, batch = _setup(case, precision="float32" if forced else setting)
   real = _backend.plan
-  _backend.plan = lambda jaxpr: (real(jaxpr)[0], options)  # fit's loop, these options
+  if forced:
+    options = _backend.options(jax.default_backend(), convolutions=False,
+                               dot_flops=0 if setting == "xla" else math.inf)
+    _backend.plan = lambda jaxpr: (real(jaxpr)[0], options)  # fit's loop, these options
   try:
     _, hist = jp.fit(state, step, x, y, key=jax.random.key(1), epochs=epochs + 1, batch_size=batch)
   finally:

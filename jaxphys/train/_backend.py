@@ -124,8 +124,8 @@ def share_one_heap() -> bool:
   whether this process now has one heap for all threads.
   """
   try:
-    if not (_switches.on("JAXPHYS_SHARED_HEAP", default=False) and _switches.on("JAXPHYS_KEEP_MEMORY")) \
-        or not _glibc():
+    if not (_switches.on("JAXPHYS_SHARED_HEAP", default=False) and _switches.on("JAXPHYS_KEEP_MEMORY")
+            and _glibc()):
       return False
     libc = ctypes.CDLL(None)  # the C library this process runs on
     return bool(libc.mallopt(_M_ARENA_MAX, 1)) and _heaps(libc) == 1
