@@ -245,12 +245,17 @@ def _check(dtype) -> bool:
 def _cpu_has_bfloat16() -> bool:
   """Whether the CPU computes bfloat16 products natively (AVX-512 BF16; oneDNN aborts the
   process on a bfloat16 convolution it cannot build), with oneDNN's ISA not capped."""
+  return _cpu_lists_bfloat16() and "ONEDNN_MAX_CPU_ISA" not in os.environ
+
+
+@functools.cache
+def _cpu_lists_bfloat16() -> bool:
+  """Whether ``/proc/cpuinfo`` lists AVX-512 BF16 (read once per process)."""
   try:
     with open("/proc/cpuinfo") as f:
-      flags = f.read()
+      return " avx512_bf16" in f.read()
   except OSError:
     return False
-  return " avx512_bf16" in flags and "ONEDNN_MAX_CPU_ISA" not in os.environ
 
 
 def _works(dtype) -> bool:
