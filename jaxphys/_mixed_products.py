@@ -19,7 +19,9 @@ forward mode (``jax.jvp``, ``jax.jacfwd``) does not. The float32 oneDNN
 convolution is an ordinary bilinear primitive: both modes work.
 
 The backward products call JAX's own transpose rules (private to JAX, pinned by
-``tests/test_precision.py``), asking for a float32 result from low-precision operands.
+``tests/test_precision.py``), asking for a float32 result from low-precision operands;
+on the CPU backend a large dense layer's kernel gradient is written so that its
+operands stay in low precision (:func:`_kernel_gradient`).
 """
 
 from __future__ import annotations
@@ -83,8 +85,41 @@ def _onednn_rounded(lhs, rhs, *, padding, dimension_numbers, preferred_element_t
   return out.astype(preferred_element_type or lhs.dtype)
 
 
+def _kernel_gradient(g, x, y, *, dimension_numbers, **kw):
+  """The rhs cotangent of ``dot_general(x, y)``: JAX's rule, except for a dense layer's
+  kernel (``y`` of shape ``(inputs, outputs)`` contracted with the last axis of ``x``
+  ``(..., inputs)``, no batch axes; ``g`` ``(..., outputs)``). That gradient, float32
+  ``(inputs, outputs)``, is ``x.T @ g`` over all rows of ``x``, with ``x.T`` laid out row
+  by row (:func:`_rows_of_transpose`): YNNPACK computes that product from bfloat16
+  operands, where XLA converts the operands of JAX's form (contracted over the first
+  axes of both) to float32 first."""
+  (lc, rc), (lb, rb) = dimension_numbers
+  if lb or rb or tuple(lc) != (x.ndim - 1,) or tuple(rc) != (0,) or y.ndim != 2:
+    return _lax._dot_general_transpose_rhs(g, x, y, dimension_numbers=dimension_numbers, **kw)
+  rows = x.reshape(-1, x.shape[-1])
+  return jax.lax.dot_general(_rows_of_transpose(rows), g.reshape(-1, g.shape[-1]),
+                             (((1,), (0,)), ((), ())), preferred_element_type=F32)
+
+
+def _rows_of_transpose(a: jax.Array) -> jax.Array:
+  """``a.T`` (2-D) joined from two halves, so that XLA materialises it in row-major
+  order (it folds a bare transpose into the product that reads it)."""
+  t = a.T
+  half = t.shape[0] // 2
+  return jnp.concatenate([t[:half], t[half:]]) if half else t
+
+
+# Matrix products: JAX's rules both ways, and the dense kernel gradient above for each
+# product of at least _LARGE_DOT_FLOPS (forward, one run of a vmapped sweep) on the CPU
+# backend. Such a product and its kernel gradient alone reach the trainer's
+# _backend._SMALL_DOT_FLOPS (1e8) per step, so its program's dots run on YNNPACK; XLA's
+# own dot code (small programs) computes bfloat16 operands in float32 either way, and
+# the row-major copy would only cost there. A program of many smaller products keeps
+# JAX's form, on YNNPACK or not.
+_LARGE_DOT_FLOPS = 5e7
 _dot = _product(_lax._dot_general_transpose_lhs, _lax._dot_general_transpose_rhs,
                 jax.lax.dot_general)
+_large_dot = _product(_lax._dot_general_transpose_lhs, _kernel_gradient, jax.lax.dot_general)
 _conv_product = _product(_conv._conv_general_dilated_transpose_lhs,
                          _conv._conv_general_dilated_transpose_rhs, jax.lax.conv_general_dilated)
 _onednn_conv_product = _product(_onednn.transpose_lhs, _onednn.transpose_rhs, _onednn_rounded)
@@ -156,22 +191,21 @@ def product_shapes(jaxpr) -> list:
   free right-hand (columns) dimensions, so that it costs ``2 * batch * rows * inner *
   columns`` FLOPs; for a convolution, ``(1, output elements / output features, input
   features * window / groups, output features)``: the same count."""
-  shapes = []
-  for eqn in _rewritten_eqns(jaxpr):
-    if not _rewritable(eqn, [v.aval for v in eqn.invars]):
-      continue
-    lhs, rhs = (v.aval.shape for v in eqn.invars)
-    if eqn.primitive is _prims.dot_general_p:
-      (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
-      shapes.append(("dot", _size(lhs, lb), _size(lhs, (*lc, *lb), free=True), _size(lhs, lc),
-                     _size(rhs, (*rc, *rb), free=True)))
-    else:
-      dn = eqn.params["dimension_numbers"]
-      out = eqn.outvars[0].aval.shape
-      columns = out[dn.out_spec[1]]
-      inner = int(np.prod(rhs)) // columns
-      shapes.append(("conv", 1, int(np.prod(out)) // columns, inner, columns))
-  return shapes
+  return [_shape(eqn) for eqn in _rewritten_eqns(jaxpr)
+          if _rewritable(eqn, [v.aval for v in eqn.invars])]
+
+
+def _shape(eqn) -> tuple:
+  """``(kind, batch, rows, inner, columns)`` of the product ``eqn`` (:func:`product_shapes`)."""
+  lhs, rhs = (v.aval.shape for v in eqn.invars)
+  if eqn.primitive is _prims.dot_general_p:
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    return ("dot", _size(lhs, lb), _size(lhs, (*lc, *lb), free=True), _size(lhs, lc),
+            _size(rhs, (*rc, *rb), free=True))
+  dn = eqn.params["dimension_numbers"]
+  out = eqn.outvars[0].aval.shape
+  columns = out[dn.out_spec[1]]
+  return ("conv", 1, int(np.prod(out)) // columns, int(np.prod(rhs)) // columns, columns)
 
 
 def _size(shape: tuple, dims: tuple, free: bool = False) -> int:
@@ -201,8 +235,15 @@ def _replacement(eqn, inputs, dtype, onednn) -> Optional[Callable]:
   fast = onednn and _to_onednn(eqn, inputs)
   if dtype == F32:
     return (lambda x, y: _onednn_forward(x, y, **dict(params))) if fast else None
-  product = _onednn_conv_product if fast else _conv_product if is_conv else _dot
+  product = (_onednn_conv_product if fast else _conv_product if is_conv
+             else _large_dot if _large_on_cpu(eqn) else _dot)
   return lambda x, y: product(x, y, dtype, params)
+
+
+def _large_on_cpu(eqn) -> bool:
+  """Whether the product ``eqn`` takes :data:`_LARGE_DOT_FLOPS` or more, on the CPU backend."""
+  _, batch, rows, inner, cols = _shape(eqn)
+  return jax.default_backend() == "cpu" and 2 * batch * rows * inner * cols >= _LARGE_DOT_FLOPS
 
 
 def _evaluate(jaxpr, consts, args, replace) -> list:

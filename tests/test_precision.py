@@ -8,7 +8,9 @@ the norm of the float32 value); see the gradient test for the deeper layers. The
 policy changes nothing (1e-6).
 """
 
+import math
 import os
+import re
 
 import flax.linen as nn
 import jax
@@ -111,14 +113,21 @@ def _conv(x, w):
 
 @pytest.mark.parametrize("product, shapes", [
     (lambda x, w: x @ w, [(6, 5), (5, 3)]),
+    (lambda x, w: x @ w, [(2, 4, 5), (5, 3)]),  # a dense layer on 2 x 4 rows
+    (lambda x, w: x @ w, [(6, 1), (1, 3)]),  # one input feature
+    (lambda x, w: jax.vmap(lambda v: x @ v)(w), [(6, 5), (2, 5, 3)]),  # 2 kernels
     (lambda x, w: jnp.einsum("bij,bjk->bik", x, w), [(2, 4, 5), (2, 5, 3)]),  # batch dimensions
     (_conv, [(2, 5, 6, 3), (3, 3, 3, 4)]),
 ])
-def test_a_product_takes_bfloat16_operands_and_returns_float32_both_ways(product, shapes):
+@pytest.mark.parametrize("large", [False, True])
+def test_a_product_takes_bfloat16_operands_and_returns_float32_both_ways(product, shapes, large,
+                                                                        monkeypatch):
   """Forward: the float32 product of the rounded operands (a bfloat16 x bfloat16 product is
   exact in float32, so only the order of the sums differs); a convolution through oneDNN
   rounds it to bfloat16. Backward: the float32 products of the rounded cotangent with the
-  rounded operands."""
+  rounded operands, by JAX's rules and (``large``, where the product is a dense layer's:
+  the 2-D, 3-D and one-feature cases) by the large dense kernel gradient."""
+  monkeypatch.setattr(_mixed_products, "_LARGE_DOT_FLOPS", 0 if large else float("inf"))
   rng = np.random.default_rng(0)
   x, w = (jnp.asarray(rng.normal(size=s).astype(np.float32)) for s in shapes)
   mixed = mp.apply_in_precision(product, "bfloat16")
@@ -134,6 +143,64 @@ def test_a_product_takes_bfloat16_operands_and_returns_float32_both_ways(product
   g = jnp.asarray(rng.normal(size=out.shape).astype(np.float32))
   for got, want in zip(vjp(g), ref_vjp(_round(g))):
     assert got.dtype == jnp.float32 and _rel(got, want) <= 1e-6
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_kernel_gradients_of_vmapped_runs_are_each_runs_own(large, monkeypatch):
+  """A sweep vmaps the whole step: the dense kernel gradient of K runs at once equals
+  each run's alone, and the float32 product of the rounded operands."""
+  monkeypatch.setattr(_mixed_products, "_LARGE_DOT_FLOPS", 0 if large else float("inf"))
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(7, 5)).astype(np.float32))
+  w = jnp.asarray(rng.normal(size=(3, 5, 4)).astype(np.float32))
+  g = jnp.asarray(rng.normal(size=(7, 4)).astype(np.float32))
+  mixed = mp.apply_in_precision(lambda x, w: x @ w, "bfloat16")
+  grad = jax.grad(lambda w: jnp.sum(mixed(x, w) * g))
+  runs = jax.vmap(grad)(w)
+  for k in range(3):
+    assert _rel(runs[k], grad(w[k])) <= 1e-6
+    assert _rel(runs[k], _round(x).T @ _round(g)) <= 1e-6
+
+
+def _float32_copies(hlo: str, *shapes) -> list:
+  """The instructions of compiled ``hlo``'s entry computation (parameters aside) that
+  make float32 arrays of ``shapes`` in memory (fused computations work in registers)."""
+  names = "|".join(",".join(map(str, s)) for s in shapes)
+  return [line for line in hlo[hlo.index("\nENTRY"):].splitlines()
+          if re.search(rf"= f32\[({names})\]", line) and "parameter(" not in line]
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu" or not _onednn._jaxlib_checked(),
+                    reason="XLA's CPU backend of the jaxlib versions checked here")
+@pytest.mark.parametrize("rows, large", [(512, True), (64, False)])
+def test_a_large_dense_kernel_gradient_reads_bfloat16_operands_on_cpu(rows, large):
+  """JAX's rule writes a dense kernel's gradient as a product over the first axes of both
+  operands, and XLA's CPU backend converts such a product's bfloat16 operands to float32
+  first (checked here on that form). The rewrite's kernel gradient of a product of at
+  least ``_LARGE_DOT_FLOPS`` keeps them bfloat16; a smaller one is JAX's form."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(rows, 256)).astype(np.float32))
+  g = jnp.asarray(rng.normal(size=(rows, 384)).astype(np.float32))
+  w = jnp.asarray(rng.normal(size=(256, 384)).astype(np.float32))
+  assert (2 * rows * 256 * 384 >= _mixed_products._LARGE_DOT_FLOPS) == large
+  bf16 = lambda a: a.astype(jnp.bfloat16)
+  jax_form = lambda x, g: jax.lax.dot_general(bf16(x), bf16(g), (((0,), (0,)), ((), ())),
+                                              preferred_element_type=jnp.float32)
+  mixed = mp.apply_in_precision(lambda x, w: x @ w, "bfloat16")
+  kernel_gradient = lambda x, g: jax.grad(lambda w: jnp.sum(mixed(x, w) * g))(w)
+  compiled = [jax.jit(f).lower(x, g).compile().as_text() for f in (jax_form, kernel_gradient)]
+  assert _float32_copies(compiled[0], (rows, 256), (256, rows))
+  assert bool(_float32_copies(compiled[1], (rows, 256), (256, rows))) != large
+  assert _rel(kernel_gradient(x, g), jax_form(x, g)) <= 1e-6
+
+
+def test_a_large_product_puts_its_program_on_the_library_dots():
+  """A product of ``_LARGE_DOT_FLOPS`` and its kernel gradient alone reach the trainer's
+  threshold for YNNPACK's dots, where the large kernel gradient pays (BENCHMARKS.md)."""
+  from jaxphys.train import _backend
+  plan = lambda flops: _backend.options("cpu", convolutions=False, dot_flops=flops)
+  assert plan(2 * _mixed_products._LARGE_DOT_FLOPS) == plan(math.inf)
+  assert plan(0) != plan(math.inf) or not _backend._accepted("small")  # small programs differ
 
 
 def test_only_products_are_rounded_the_rest_stays_float32():
