@@ -242,8 +242,13 @@ def _replacement(eqn, inputs, dtype, onednn) -> Optional[Callable]:
 
 def _large_on_cpu(eqn) -> bool:
   """Whether the product ``eqn`` takes :data:`_LARGE_DOT_FLOPS` or more, on the CPU backend."""
-  _, batch, rows, inner, cols = _shape(eqn)
-  return jax.default_backend() == "cpu" and 2 * batch * rows * inner * cols >= _LARGE_DOT_FLOPS
+  return jax.default_backend() == "cpu" and flops(eqn) >= _LARGE_DOT_FLOPS
+
+
+def flops(eqn) -> int:
+  """FLOPs (2 per multiply-add) of the product ``eqn`` (a ``dot_general`` or a convolution)."""
+  _, batch, rows, inner, columns = _shape(eqn)
+  return 2 * batch * rows * inner * columns
 
 
 def _evaluate(jaxpr, consts, args, replace) -> list:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import platform
 from typing import Callable
 
 import jax
 import numpy as np
 
-from jaxphys import _onednn, _switches
+from jaxphys import _mixed_products, _onednn, _switches
 
 # On CPU, XLA hands dots, convolutions and reductions to YNNPACK by default; its
 # convolution gradients are slow, so convolutions go to XLA's Eigen kernels.
@@ -181,10 +180,5 @@ def _uses_primitive(jaxpr, *names: str) -> bool:
 
 def _dot_flops(jaxpr) -> int:
   """FLOPs (2 per multiply-add) of the matrix products (``dot_general``) in ``jaxpr``."""
-  flops = 0
-  for eqn in _equations(jaxpr):
-    if eqn.primitive.name == "dot_general":
-      (contracting, _), _ = eqn.params["dimension_numbers"]
-      lhs = eqn.invars[0].aval.shape
-      flops += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contracting)
-  return flops
+  return sum(_mixed_products.flops(eqn) for eqn in _equations(jaxpr)
+             if eqn.primitive.name == "dot_general")
